@@ -1,0 +1,1 @@
+"""cli: the `scalefit` command-line app (typer). Thin: parsing and printing only."""

@@ -1,0 +1,3 @@
+"""`scalefit fit`: placeholder until its owner writes it (must define COMMANDS = {"fit": function})."""
+
+COMMANDS: dict = {}

@@ -1,0 +1,3 @@
+"""`scalefit recommend`: placeholder until its owner writes it (must define COMMANDS = {"recommend": function})."""
+
+COMMANDS: dict = {}

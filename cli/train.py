@@ -1,0 +1,3 @@
+"""`scalefit train`: placeholder until its owner writes it (must define COMMANDS = {"train": function})."""
+
+COMMANDS: dict = {}

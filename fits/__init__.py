@@ -1,0 +1,1 @@
+"""fits: scaling-law definitions, the robust fitter, bootstrap, validation, prediction and recommendation."""

@@ -1,0 +1,144 @@
+"""Tests for scaling/data.py: the default corpus, user files, determinism and the validation split."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+import torch
+
+from scaling.data import VAL_BOOKS, ArrayTokenSource, TokenSource, load_corpus, unigram_entropy
+from scaling.errors import UserError
+
+
+@pytest.fixture(scope="module")
+def corpus() -> ArrayTokenSource:
+    return load_corpus("default")
+
+
+def test_default_corpus_size_and_provenance(corpus):
+    assert isinstance(corpus, TokenSource)
+    assert corpus.vocab_size == 256
+    assert corpus.n_train_tokens > 15_000_000  # enough for 5-20M-token sweeps at about one epoch
+    assert 0.02 < corpus.n_val_tokens / (corpus.n_train_tokens + corpus.n_val_tokens) < 0.08
+    prov = corpus.provenance()
+    assert len(prov["sources"]) == 5
+    for s in prov["sources"]:
+        assert s["version"] and s["package_license"] == "MIT" and "public domain" in s["text_license"]
+        assert len(s["sha256"]) == 64 and s["bytes"] > 3_000_000
+    assert sum(s["bytes"] for s in prov["sources"]) == corpus.n_train_tokens + corpus.n_val_tokens
+    assert load_corpus() is corpus  # cached per process
+
+
+def test_validation_books_are_held_out(corpus):
+    train = corpus.train.tobytes()
+    val = corpus.val.tobytes()
+    # Names that occur only in held-out books (Ruth, Esther) must not leak into training text.
+    for name in (b"Elimelech", b"Vashti", b"Naomi"):
+        assert name in val
+        assert name not in train
+    assert VAL_BOOKS == (8, 17, 32, 41, 50, 59)
+
+
+def test_train_batch_deterministic_and_contiguous(corpus):
+    a = corpus.train_batch(step=7, batch_size=4, seq_len=32, seed=3)
+    b = corpus.train_batch(step=7, batch_size=4, seq_len=32, seed=3)
+    c = corpus.train_batch(step=8, batch_size=4, seq_len=32, seed=3)
+    d = corpus.train_batch(step=7, batch_size=4, seq_len=32, seed=4)
+    assert a.shape == (4, 33) and a.dtype == torch.int64
+    assert torch.equal(a, b)
+    assert not torch.equal(a, c) and not torch.equal(a, d)
+    # Each row is a contiguous slice of the training split.
+    row = bytes(a[0].tolist())
+    assert row in corpus.train.tobytes()
+
+
+def test_val_batches_fixed_and_sized(corpus):
+    v1 = corpus.val_batches(batch_size=8, seq_len=64, n_tokens=2000)
+    v2 = corpus.val_batches(batch_size=8, seq_len=64, n_tokens=2000)
+    n_windows = math.ceil(2000 / 64)
+    assert sum(x.shape[0] for x in v1) == n_windows
+    assert all(x.shape[1] == 65 and x.dtype == torch.int64 for x in v1)
+    assert all(torch.equal(x, y) for x, y in zip(v1, v2, strict=True))
+    # Windows come from the validation split and spread over all of it (first and last translation).
+    first, last = bytes(v1[0][0].tolist()), bytes(v1[-1][-1].tolist())
+    assert first in corpus.val.tobytes() and last in corpus.val.tobytes()
+    assert first != last
+
+
+def test_unigram_entropy():
+    assert unigram_entropy(np.array([0, 1, 2, 3] * 5), 4) == pytest.approx(math.log(4))
+    assert unigram_entropy(np.zeros(10, dtype=np.int64), 3) == 0.0
+    p = np.array([0.5, 0.25, 0.25])
+    assert unigram_entropy(np.array([0, 0, 1, 2]), 3) == pytest.approx(-(p * np.log(p)).sum())
+
+
+def test_default_corpus_entropy(corpus):
+    h = corpus.unigram_entropy()
+    assert 2.5 < h < 3.5  # English bytes: about 3 nats/byte of unigram entropy
+    assert abs(corpus.unigram_entropy("val") - h) < 0.1
+
+
+def test_user_text_file(tmp_path):
+    path = tmp_path / "t.txt"
+    path.write_bytes(b"hello world, " * 200)
+    src = load_corpus(str(path))
+    assert src.vocab_size == 256
+    assert src.n_train_tokens + src.n_val_tokens == 2600
+    assert src.n_val_tokens == 130  # last 5%
+    assert src.provenance()["sources"][0]["sha256"]
+    batch = src.train_batch(0, 2, 16, 0)
+    assert batch.shape == (2, 17) and int(batch.max()) < 256
+
+
+def test_user_bin_file_and_directory(tmp_path):
+    tokens = np.arange(1000, dtype=np.uint16) % 500
+    path = tmp_path / "tokens.bin"
+    tokens.tofile(path)
+    src = load_corpus(path)
+    assert src.vocab_size == 500
+    assert load_corpus(path, vocab_size=50304).vocab_size == 50304
+    d = tmp_path / "nano"
+    d.mkdir()
+    tokens.tofile(d / "train.bin")
+    tokens[:100].tofile(d / "val.bin")
+    src = load_corpus(d)
+    assert src.n_train_tokens == 1000 and src.n_val_tokens == 100
+    assert torch.equal(src.val_batches(2, 10, 20)[0][0], torch.arange(11))
+
+
+@pytest.mark.parametrize(
+    ("content", "name", "kwargs", "match"),
+    [
+        (None, "missing.txt", {}, "does not exist"),
+        (b"", "empty.txt", {}, "empty"),
+        (b"", "empty.bin", {}, "empty"),
+        (b"\x00\x01\x02", "odd.bin", {}, "odd number of bytes"),
+        (b"ab\x00cd" * 10, "data.txt", {}, "looks binary"),
+        (b"abc", "tiny.txt", {}, "too few"),
+        (b"xx", "weights.pt", {}, "unsupported data file type"),
+        (np.array([1, 2, 900], dtype=np.uint16).tobytes() * 4, "t.bin", {"vocab_size": 512}, ">= the stated"),
+        (b"some text here", "t.txt", {"vocab_size": 1000}, "read as bytes"),
+    ],
+)
+def test_bad_inputs(tmp_path, content, name, kwargs, match):
+    path = tmp_path / name
+    if content is not None:
+        path.write_bytes(content)
+    with pytest.raises(UserError, match=match):
+        load_corpus(path, **kwargs)
+
+
+def test_bad_specs(tmp_path):
+    with pytest.raises(UserError, match="must be 'default' or a path"):
+        load_corpus(3)  # type: ignore[arg-type]
+    with pytest.raises(UserError, match=r"no train\.bin"):
+        load_corpus(tmp_path)
+    with pytest.raises(UserError, match="val_fraction"):
+        load_corpus("default", val_fraction=1.5)
+    src = ArrayTokenSource("x", np.arange(10, dtype=np.uint8), np.arange(5, dtype=np.uint8), 256)
+    with pytest.raises(UserError, match="longer than the training split"):
+        src.train_batch(0, 1, 10, 0)
+    with pytest.raises(UserError, match="longer than the validation split"):
+        src.val_batches(1, 5, 10)

@@ -8,7 +8,9 @@ from __future__ import annotations
 from scaling.errors import UserError
 
 
-def training_flops(n_params: float, tokens: float, n_layers: int = 0, d_model: int = 0, seq_len: int = 0) -> float:
+def training_flops(
+    n_params: float, tokens: float, n_layers: int = 0, d_model: int = 0, seq_len: int = 0
+) -> float:
     """Training FLOPs of a decoder-only transformer: C = 6·N·D + 6·n_layers·seq_len·d_model·D.
 
     The first term is the standard dense estimate (forward 2·N·D, backward 4·N·D) of Kaplan et al. 2020,

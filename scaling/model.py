@@ -48,7 +48,7 @@ class ModelConfig:
 
     @property
     def n_params(self) -> int:
-        """Non-embedding parameters N: attention 4·d², MLP 2·d·d_ff (GELU) or 3·d·d_ff (SwiGLU), norm gains."""
+        """Non-embedding N: attention 4·d², MLP 2·d·d_ff (GELU) or 3·d·d_ff (SwiGLU), RMSNorm gains."""
         mlp = (2 if self.mlp == "gelu" else 3) * self.d_model * self.d_ff
         return self.n_layers * (4 * self.d_model**2 + mlp + 2 * self.d_model) + self.d_model
 

@@ -1,0 +1,160 @@
+"""Fake quantization (quantize, then dequantize) with a straight-through gradient: the torch reference.
+
+Integer formats, exactly as Kumar et al. 2024 ("Scaling Laws for Precision"): symmetric round-to-nearest
+with an absmax scale,
+
+    s = max|x| / (2^(b-1) - 1),   q = clamp(round(x / s), -2^(b-1), 2^(b-1) - 1),   x̂ = q · s,
+
+one scale per tensor (activations, keys/values; `axis=None`) or per output channel (weights, `axis=0`).
+Conventions, chosen to agree bit for bit with `torch.fake_quantize_per_{tensor,channel}_affine`
+(zero_point = 0, quant_min = -2^(b-1), quant_max = 2^(b-1) - 1): x / s is computed as x · fl(1 / s)
+and `round` is round-half-to-even (torch's `nearbyint`).
+
+Float formats (fp8-e4m3, fp8-e5m2, fp6-e3m2, fp6-e2m3, fp4-e2m1): the same absmax scaling but to the
+format's largest finite value, s = max|x| / max_fmt, then x · fl(1/s) is rounded to the nearest
+representable value of the format (ties to even, subnormals kept, saturating at ±max_fmt instead of
+overflowing), and x̂ = q · s. The fp8 formats go through torch's float8 casts (clamped first, because
+overflow behaviour of those casts has changed between torch versions); the others through
+`round_to_format`, which is exact (checked against every representable value in tests/test_formats.py).
+
+Edge cases: a group (row or tensor) whose max|x| is 0 or tiny uses s = max(max|x| / q_max, 2^-126), so
+all-zero rows come out as zeros, never NaN. A group containing inf or NaN comes out all NaN
+(max|x| is inf or NaN, and so is every x̂ of the group); training detects that as divergence.
+
+Arithmetic is in fp32 whatever the input dtype; the result is cast back to the input dtype (for bf16
+inputs that cast rounds the dequantized value once more: the grid q · s is not representable in bf16).
+
+Backward is the straight-through estimator: ∂x̂/∂x = 1 where round(x / s) lies inside the clamp range,
+0 outside; s is treated as a constant. With the absmax scale every finite input lies inside the range
+(|x · fl(1/s)| <= q_max · (1 + 2^-22) < q_max + 1/2), so nothing is saved for backward and the gradient
+passes through unchanged. Only when the caller supplies a `scale` (e.g. GPTQ) can inputs fall outside;
+then a one-byte-per-element mask is kept.
+"""
+
+from __future__ import annotations
+
+import torch
+
+from scaling.formats import FloatFormat, IntFormat, NumberFormat
+
+#: Smallest scale used (fp32's smallest normal number): keeps 1 / s finite for all-zero or tiny groups.
+MIN_SCALE = 2.0**-126
+
+_TORCH_FP8 = {"fp8-e4m3": torch.float8_e4m3fn, "fp8-e5m2": torch.float8_e5m2}
+
+
+def format_max(fmt: NumberFormat) -> float:
+    """The value that max|x| is scaled to: q_max = 2^(b-1) - 1 for integers, the largest finite float."""
+    return float(fmt.qmax) if isinstance(fmt, IntFormat) else fmt.max
+
+
+def absmax_scale(x: torch.Tensor, fmt: NumberFormat, axis: int | None = None) -> torch.Tensor:
+    """fp32 scale s = max(max|x| / format_max(fmt), 2^-126): a 0-d tensor for `axis=None`, else one per
+    index of `axis` (shaped to broadcast against `x`)."""
+    xf = x.float()
+    if axis is None:
+        amax = torch.linalg.vector_norm(xf, ord=float("inf"))
+    else:
+        dims = [d for d in range(x.ndim) if d != axis % x.ndim]
+        amax = torch.linalg.vector_norm(xf, ord=float("inf"), dim=dims, keepdim=True)
+    return (amax / format_max(fmt)).clamp_(min=MIN_SCALE)
+
+
+def round_to_format(y: torch.Tensor, fmt: FloatFormat, saturate: bool = True) -> torch.Tensor:
+    """Round fp32 `y` to the nearest value of `fmt` (ties to even, with subnormals), exactly.
+
+    With `saturate`, magnitudes beyond the format's max become ±max; without it they round as if the
+    exponent range were unbounded above (used to tell whether a value lies inside the range).
+    Method: with E = the fp32 exponent of |y| clamped to [emin, emax] of the format, the spacing of the
+    format's values near |y| is u = 2^(E - man_bits); adding c = 2^23 · u in fp32 rounds |y| to a multiple
+    of u with ties to even (the spacing of fp32 numbers in [c, 2c) is u), and subtracting c is exact.
+    NaN stays NaN; the sign (including that of zero) is kept.
+    """
+    if y.dtype != torch.float32:
+        raise TypeError(f"round_to_format needs float32, got {y.dtype}")
+    a = y.abs()
+    if saturate:
+        a.clamp_(max=fmt.max)
+    e = (a.view(torch.int32) >> 23).clamp_(fmt.emin + 127, fmt.emax + 127)
+    c = ((e + (23 - fmt.man_bits)) << 23).view(torch.float32)
+    return (a + c).sub_(c).copysign_(y)
+
+
+def _round_saturate(y: torch.Tensor, fmt: FloatFormat) -> torch.Tensor:
+    """`round_to_format(y, fmt)`, through torch's float8 casts where they exist; may reuse `y`'s storage."""
+    dtype = _TORCH_FP8.get(fmt.name)
+    if dtype is None:
+        return round_to_format(y, fmt)
+    return y.clamp_(-fmt.max, fmt.max).to(dtype).float()
+
+
+def fake_quant_reference(
+    x: torch.Tensor,
+    fmt: NumberFormat,
+    axis: int | None = None,
+    scale: torch.Tensor | None = None,
+    need_mask: bool = False,
+) -> tuple[torch.Tensor, torch.Tensor | None]:
+    """The pure-torch forward: (x̂ in fp32, STE mask or None). No autograd; see `fake_quant`.
+
+    `scale` defaults to `absmax_scale(x, fmt, axis)`; the mask (bool, True = gradient passes) is
+    computed only if `need_mask`.
+    """
+    xf = x.float()
+    s = absmax_scale(xf, fmt, axis) if scale is None else scale.float()
+    y = xf * (1.0 / s)
+    mask = None
+    if isinstance(fmt, IntFormat):
+        y.round_()
+        if need_mask:
+            mask = (y >= fmt.qmin) & (y <= fmt.qmax)
+        q = y.clamp_(fmt.qmin, fmt.qmax)
+    elif isinstance(fmt, FloatFormat):
+        if need_mask:
+            mask = round_to_format(y, fmt, saturate=False).abs_() <= fmt.max
+        q = _round_saturate(y, fmt)
+    else:
+        raise TypeError(f"not a number format: {fmt!r}")
+    return q.mul_(s), mask
+
+
+class _FakeQuant(torch.autograd.Function):
+    """x ↦ x̂ forward; straight-through backward (grad · mask, or grad unchanged when no mask)."""
+
+    @staticmethod
+    def forward(ctx, x, fmt, axis, scale, backend):  # type: ignore[override]
+        need_mask = scale is not None and x.requires_grad
+        out, mask = fake_quant_reference(x, fmt, axis, scale, need_mask)
+        if need_mask:
+            ctx.save_for_backward(mask)
+        ctx.has_mask = need_mask
+        return out.to(x.dtype)
+
+    @staticmethod
+    def backward(ctx, grad):  # type: ignore[override]
+        if ctx.has_mask:
+            (mask,) = ctx.saved_tensors
+            grad = grad * mask
+        return grad, None, None, None, None
+
+
+def fake_quant(
+    x: torch.Tensor,
+    fmt: NumberFormat | None,
+    axis: int | None = None,
+    scale: torch.Tensor | None = None,
+) -> torch.Tensor:
+    """Quantize-dequantize `x` to `fmt` with a straight-through gradient; same shape and dtype as `x`.
+
+    `fmt=None` returns `x` itself (not quantized). `axis=None`: one absmax scale for the whole tensor
+    (activations, keys/values); `axis=0`: one per row, i.e. per output channel of an `nn.Linear.weight`.
+    `scale`: use this fp32 scale (broadcastable to `x`) instead of the absmax one; inputs beyond the
+    clamp range then get zero gradient. See the module docstring for formulas and conventions.
+    """
+    if fmt is None:
+        return x
+    if not x.is_floating_point():
+        raise TypeError(f"fake_quant needs a floating-point tensor, got {x.dtype}")
+    if x.numel() == 0:
+        return x.clone()
+    return _FakeQuant.apply(x, fmt, axis, scale, "torch")

@@ -53,7 +53,11 @@ class Param:
             return (math.log(self.lower), math.log(self.upper))
         return (self.lower, self.upper)
 
-    def to_fit(self, value: float) -> float:
+    def to_fit(self, value: Any) -> Any:
+        if np.ndim(value):
+            arr = np.asarray(value, dtype=float)
+            with np.errstate(divide="ignore"):
+                return np.log(arr) if self.log else arr
         return math.log(value) if self.log else float(value)
 
     def from_fit(self, value: Any) -> Any:
@@ -62,6 +66,7 @@ class Param:
 
 Columns = dict[str, np.ndarray]
 LogFormula = Callable[[Mapping[str, Any], Columns], np.ndarray]
+LogJacobian = Callable[[Mapping[str, Any], Columns], tuple[np.ndarray, dict[str, np.ndarray]]]
 
 
 @dataclass(frozen=True)
@@ -82,6 +87,7 @@ class Law:
     citation: str
     equation: str
     optional_inputs: tuple[str, ...] = ()
+    log_jacobian: LogJacobian | None = None  # analytic (log target, {param: ∂ log target / ∂ fit param})
     spec: dict[str, Any] = field(default_factory=dict)  # what `get_law` needs to rebuild this law
 
     @property
@@ -188,6 +194,19 @@ def _chinchilla_log(theta: Mapping[str, Any], c: Columns) -> np.ndarray:
     )
 
 
+def _chinchilla_jacobian(theta: Mapping[str, Any], c: Columns) -> tuple[np.ndarray, dict[str, np.ndarray]]:
+    """log L and its fit-space partials: softmax weights s_i of the LSE terms (times −log N, −log D)."""
+    t1 = theta["A"] - theta["alpha"] * c["logN"]
+    t2 = theta["B"] - theta["beta"] * c["logD"]
+    t3 = theta["E"] + 0 * c["logN"]
+    m = np.maximum(np.maximum(t1, t2), t3)
+    e1, e2, e3 = np.exp(t1 - m), np.exp(t2 - m), np.exp(t3 - m)
+    total = e1 + e2 + e3
+    s1, s2, s3 = e1 / total, e2 / total, e3 / total
+    value = m + np.log(total)
+    return value, {"A": s1, "B": s2, "E": s3, "alpha": -s1 * c["logN"], "beta": -s2 * c["logD"]}
+
+
 def chinchilla_law() -> Law:
     """Chinchilla parametric loss (Hoffmann et al. 2022, "Training Compute-Optimal LLMs", Approach 3).
 
@@ -210,6 +229,7 @@ def chinchilla_law() -> Law:
         inputs=("N", "D"),
         target="loss",
         log_formula=_chinchilla_log,
+        log_jacobian=_chinchilla_jacobian,
         prepare_columns=_chinchilla_prepare,
         citation="Hoffmann et al. 2022, Approach 3",
         equation="L = E + A·N^-alpha + B·D^-beta",
@@ -463,18 +483,20 @@ def published(name: str) -> tuple[Law, dict[str, float]]:
     return get_law(family), dict(params)
 
 
-def derived_quantities(params: Mapping[str, float], budget: float | None = None) -> dict[str, float]:
+def derived_quantities(params: Mapping[str, Any], budget: float | None = None) -> dict[str, Any]:
     """Compute-optimal allocation implied by a Chinchilla-form law (Hoffmann et al. 2022, Eq. 4 / App. D.2).
 
     With C = 6·N·D: N_opt = G·(C/6)^a, D_opt = G^−1·(C/6)^b, a = β/(α+β), b = α/(α+β),
     G = (α·A / (β·B))^(1/(α+β)). Uses A, B, α, β only (the precision law at 16 bits has the same form up to
     its N_eff factor, which is ≈ 1 there). `budget` (FLOPs) adds N_opt, D_opt and tokens per parameter.
+    Works elementwise on arrays (bootstrap draws) as well as on floats.
     """
-    A, B, alpha, beta = (float(params[k]) for k in ("A", "B", "alpha", "beta"))
+    A, B, alpha, beta = (np.asarray(params[k], dtype=float) for k in ("A", "B", "alpha", "beta"))
     s = alpha + beta
-    out = {"a": beta / s, "b": alpha / s, "G": (alpha * A / (beta * B)) ** (1.0 / s)}
-    if budget is not None:
-        n_opt = out["G"] * (budget / 6.0) ** out["a"]
-        d_opt = (budget / 6.0) ** out["b"] / out["G"]
-        out.update({"N_opt": n_opt, "D_opt": d_opt, "tokens_per_param": d_opt / n_opt})
-    return out
+    with np.errstate(all="ignore"):
+        out: dict[str, Any] = {"a": beta / s, "b": alpha / s, "G": (alpha * A / (beta * B)) ** (1.0 / s)}
+        if budget is not None:
+            n_opt = out["G"] * (budget / 6.0) ** out["a"]
+            d_opt = (budget / 6.0) ** out["b"] / out["G"]
+            out.update({"N_opt": n_opt, "D_opt": d_opt, "tokens_per_param": d_opt / n_opt})
+    return {k: (float(v) if np.ndim(v) == 0 else v) for k, v in out.items()}

@@ -1,0 +1,80 @@
+"""Nonparametric bootstrap of a fit: resample rows, refit, summarise with percentile CIs and SEs.
+
+Each replicate draws n rows with replacement (Efron 1979), expressed as multinomial row counts w_i used as
+weights in the Huber objective (identical to refitting on the resampled table). Every refit starts from
+the point estimate (warm start) and all replicates are polished together by `fitter.refine_batched`,
+so 1,000 refits cost about as much as a handful of sequential L-BFGS-B runs. This is how Besiroglu et al.
+2024 obtain their standard errors for the Chinchilla fit (their Table 1). Percentile intervals are the
+(α/2, 1 − α/2) quantiles of the replicate estimates; SEs are their standard deviations.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+
+import numpy as np
+
+from fits.fitter import Objective, refine_batched
+
+
+@dataclass
+class BootstrapDraws:
+    """Replicate estimates: `draws[name]` is an array (n_boot,) of natural parameter values."""
+
+    draws: dict[str, np.ndarray]
+    converged: np.ndarray
+    objective: np.ndarray
+    seed: int
+
+    @property
+    def n_boot(self) -> int:
+        return int(self.converged.size)
+
+
+def resample_weights(n_rows: int, n_boot: int, seed: int) -> np.ndarray:
+    """Row counts of `n_boot` bootstrap resamples of `n_rows` rows: array (n_boot, n_rows), rows sum to n."""
+    rng = np.random.default_rng(seed)
+    return rng.multinomial(n_rows, np.full(n_rows, 1.0 / n_rows), size=n_boot).astype(float)
+
+
+def bootstrap_objective(
+    obj: Objective, z_hat: np.ndarray, *, n_boot: int = 1000, seed: int = 0, chunk: int = 500
+) -> BootstrapDraws:
+    """Refit `obj` on `n_boot` row resamples, warm-started at the free fit-space estimate `z_hat`."""
+    W = resample_weights(obj.log_y.size, n_boot, seed)
+    Z = np.empty((n_boot, len(obj.free)))
+    F = np.empty(n_boot)
+    ok = np.empty(n_boot, dtype=bool)
+    for lo in range(0, n_boot, chunk):
+        hi = min(lo + chunk, n_boot)
+        Z[lo:hi], F[lo:hi], ok[lo:hi] = refine_batched(
+            obj, np.repeat(z_hat[None, :], hi - lo, axis=0), W[lo:hi]
+        )
+    theta = obj.theta(Z)
+    natural = obj.law.from_fit_space(theta)
+    draws = {name: np.asarray(natural[name], dtype=float).reshape(-1) for name in obj.law.param_names}
+    return BootstrapDraws(draws=draws, converged=ok, objective=F, seed=seed)
+
+
+def percentile_interval(samples: np.ndarray, alpha: float = 0.05) -> tuple[float, float]:
+    """(α/2, 1 − α/2) percentile interval of finite samples (NaN, NaN when there are none)."""
+    s = np.asarray(samples, dtype=float)
+    s = s[np.isfinite(s)]
+    if s.size == 0:
+        return (float("nan"), float("nan"))
+    lo, hi = np.quantile(s, [alpha / 2, 1 - alpha / 2])
+    return (float(lo), float(hi))
+
+
+def standard_error(samples: np.ndarray) -> float:
+    s = np.asarray(samples, dtype=float)
+    s = s[np.isfinite(s)]
+    return float(np.std(s, ddof=1)) if s.size > 1 else float("nan")
+
+
+def derived_draws(
+    draws: Mapping[str, np.ndarray], fn: Callable[[Mapping[str, np.ndarray]], Mapping[str, np.ndarray]]
+) -> dict[str, np.ndarray]:
+    """Apply a vectorised derived-quantity function (e.g. `laws.derived_quantities`) to every replicate."""
+    return {k: np.asarray(v, dtype=float) for k, v in fn(draws).items()}

@@ -329,8 +329,8 @@ def staged_precision_fit(
 
     Parameters the data cannot identify (a kind never quantized in training; the δ_PTQ terms without PTQ
     rows; the robustness constants C_x unless listed in `free_extra`) are fixed at `defaults` (natural
-    values, e.g. the kumar2024 constants); they are listed in the outcome's `stages`. Returns the outcome and the
-    joint objective (for the bootstrap).
+    values, e.g. the kumar2024 constants); they are listed in the outcome's `stages`. Returns the
+    outcome and the joint objective (for the bootstrap).
     """
     cols = law.prepare(X)
     log_y = np.log(np.asarray(y, dtype=float))

@@ -1,3 +1,164 @@
-"""`scalefit recommend`: placeholder until its owner writes it (must define COMMANDS = {"recommend": function})."""
+"""`scalefit recommend`: compute-optimal parameters, tokens and precision for a budget."""
 
-COMMANDS: dict = {}
+from __future__ import annotations
+
+import json
+
+import typer
+
+
+def _count(x: float) -> str:
+    """1234567 -> '1.23M' (parameters and tokens)."""
+    for unit, scale in (("T", 1e12), ("B", 1e9), ("M", 1e6), ("K", 1e3)):
+        if abs(x) >= scale:
+            return f"{x / scale:.3g}{unit}"
+    return f"{x:.3g}"
+
+
+def recommend(
+    flops: float = typer.Option(
+        None,
+        "--flops",
+        "-C",
+        help="Compute budget in FLOPs (bf16-equivalent: a run costs 6·N·D / throughput).",
+    ),
+    law: str = typer.Option(
+        None,
+        "--law",
+        help="Published law: kumar2024 (default), chinchilla-epoch2024, chinchilla-hoffmann2022.",
+    ),
+    fit: str = typer.Option(
+        None, "--fit", help="Use your own fit.json (from `scalefit fit`) instead of --law."
+    ),
+    profile: str = typer.Option(
+        "bits", "--profile", help="Hardware cost profile: bits (Kumar et al.), a100, h100, b200, cpu."
+    ),
+    precision: str = typer.Option(
+        None,
+        "--precision",
+        help="Comma-separated precisions to search (default: int3..int15, bf16, fp8/fp6/fp4 formats). "
+        "With --per-kind, the formats each tensor kind may take.",
+    ),
+    per_kind: bool = typer.Option(
+        False, "--per-kind", help="Search weight, activation and KV precisions independently."
+    ),
+    serve_precision: str = typer.Option(
+        None, "--serve-precision", help="Bits (or format) the weights are served at: optimise post-PTQ loss."
+    ),
+    max_params: float = typer.Option(
+        None, "--max-params", help="Upper limit on N (non-embedding parameters)."
+    ),
+    max_tokens: float = typer.Option(None, "--max-tokens", help="Upper limit on D (the data you have)."),
+    memory_gb: float = typer.Option(
+        None, "--memory-gb", help="Weights (N at the serving precision) must fit in this many GB (1e9 bytes)."
+    ),
+    params: float = typer.Option(None, "--params", help="Fix N; only tokens and precision are chosen."),
+    top: int = typer.Option(6, "--top", help="Alternatives to show (each precision's best allocation)."),
+    as_json: bool = typer.Option(False, "--json", help="Print the full result as JSON."),
+    plot: str = typer.Option(
+        None, "--plot", help="Write isoloss contours over (N, P) with the budget to a PNG."
+    ),
+    list_profiles: bool = typer.Option(
+        False, "--list-profiles", help="Describe the hardware profiles and exit."
+    ),
+) -> None:
+    """Recommend model size N, tokens D and training precision for a compute budget."""
+    from rich.console import Console
+    from rich.table import Table
+
+    from fits.hardware import PROFILES, get_profile
+    from fits.recommend import load_law, plot_recommendation
+    from fits.recommend import recommend as optimise
+    from scaling.errors import UserError
+
+    console = Console()
+    if list_profiles:
+        for p in PROFILES.values():
+            console.print(f"[bold]{p.name}[/bold]: {p.summary}\n  {p.assumptions}\n")
+        return
+    if flops is None:
+        raise UserError("--flops is required (the compute budget in FLOPs, e.g. --flops 1e21)")
+    if top < 1:
+        raise UserError(f"--top must be at least 1, got {top}")
+    hw = get_profile(profile)
+    source = load_law(law, fit)
+    rec = optimise(
+        source.law,
+        source.params,
+        flops,
+        profile=hw,
+        precisions=[p for p in precision.split(",") if p.strip()] if precision is not None else None,
+        per_kind=per_kind,
+        serve_bits=serve_precision,
+        max_params=max_params,
+        max_tokens=max_tokens,
+        memory_gb=memory_gb,
+        n_params=params,
+        draws=source.draws,
+        data_range=source.data_range,
+        law_label=source.label,
+    )
+    if plot is not None:
+        plot_recommendation(rec, source, plot, profile=hw.name)
+    if as_json:
+        typer.echo(json.dumps(rec.to_dict()))
+        return
+
+    best = rec.best
+    serve = f", served at {rec.serve_bits:g} bits" if rec.serve_bits is not None else ""
+    table = Table(
+        title=f"{rec.law}, C = {rec.flops:.3g} FLOPs{serve}",
+        caption=f"profile {hw.describe()}",
+    )
+    shown = rec.options[:top]
+    limits = any(o.bound for o in shown)
+    table.add_column("#")
+    table.add_column("precision", no_wrap=True)
+    table.add_column("w/a/kv", justify="right", no_wrap=True)
+    for col in ("speed", "N", "D", "D/N", "loss", "+loss"):
+        table.add_column(col, justify="right", no_wrap=True)
+    if limits:
+        table.add_column("limit", no_wrap=True)
+    for i, o in enumerate(shown):
+        row = [
+            str(i + 1),
+            o.precision,
+            f"{o.P_w:g}/{o.P_a:g}/{o.P_kv:g}",
+            f"{o.throughput:.2f}x",
+            _count(o.N),
+            _count(o.D),
+            f"{o.tokens_per_param:.3g}",
+            f"{o.loss:.4f}",
+            f"{o.penalty:.4f}" if i else "",
+        ]
+        table.add_row(*row, *([o.bound] if limits else []), style="bold" if i == 0 else None)
+    console.print(table)
+    line = (
+        f"Train [bold]{_count(best.N)}[/bold] parameters on [bold]{_count(best.D)}[/bold] tokens "
+        f"({best.tokens_per_param:.3g} tokens/param) at [bold]{best.precision}[/bold]: "
+        f"predicted {rec.objective} {best.loss:.4f} nats/token"
+    )
+    if rec.loss_interval is not None:
+        lo, hi = rec.loss_interval
+        line += f" (95% interval {lo:.4f}–{hi:.4f} over {rec.n_draws} bootstrap fits"
+        if rec.n_interval is not None:
+            line += f"; optimal N {_count(rec.n_interval[0])}–{_count(rec.n_interval[1])}"
+        line += ")"
+    else:
+        line += " (no bootstrap draws: no interval)"
+    console.print(line + ".")
+    if len(rec.options) > len(shown):
+        more = len(rec.options) - len(shown)
+        console.print(f"[dim]{more} more precisions feasible (--top, --json).[/dim]")
+    if rec.infeasible:
+        console.print(
+            f"[dim]infeasible under the constraints: {', '.join(rec.infeasible[:12])}"
+            f"{' ...' if len(rec.infeasible) > 12 else ''}[/dim]"
+        )
+    for w in rec.warnings:
+        console.print(f"[yellow]warning:[/yellow] {w}")
+    if plot is not None:
+        console.print(f"wrote {plot}")
+
+
+COMMANDS = {"recommend": recommend}

@@ -22,7 +22,7 @@ from __future__ import annotations
 
 import itertools
 import math
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -47,9 +47,9 @@ EXTRAPOLATION_FACTOR = 10.0
 """Warn when the answer lies more than this factor outside the fitted data range of N, D or C."""
 
 PUBLISHED_RANGES: dict[str, dict[str, tuple[float, float]]] = {
-    # Data the published constants were fitted on, as the papers state it.
-    # Kumar et al. 2024: 465 runs, N 30M..220M (PTQ 30M..1.7B), D 1.5B..26B tokens.
-    "kumar2024": {"N": (3.0e7, 1.7e9), "D": (1.5e9, 2.6e10)},
+    # The data each published constant set was fitted on, as its paper states it.
+    # Kumar et al. 2024: N in {30, 60, 110, 220}M, D in {1.5, ..., 26}B tokens, 3..16 bits (checked to 1.7B).
+    "kumar2024": {"N": (3.0e7, 2.2e8), "D": (1.5e9, 2.6e10), "P": (3.0, 16.0)},
     # Hoffmann et al. 2022: >400 models, 70M..16B parameters, 5B..500B tokens (Epoch refit the same runs).
     "chinchilla-hoffmann2022": {"N": (7.0e7, 1.6e10), "D": (5.0e9, 5.0e11)},
     "chinchilla-epoch2024": {"N": (7.0e7, 1.6e10), "D": (5.0e9, 5.0e11)},
@@ -65,6 +65,11 @@ def format_spec(name: str) -> PrecisionSpec:
         return PrecisionSpec.parse(name)
     fmt = parse_format(name)
     return PrecisionSpec(w=fmt, a=fmt, kv=fmt)
+
+
+def int_spec(bits: int) -> PrecisionSpec:
+    """Shared integer precision `int<bits>` for all kinds (16 → bf16)."""
+    return PrecisionSpec() if bits >= 16 else format_spec(IntFormat(bits).name)
 
 
 def candidate_specs(precisions: Iterable[str] | None = None, per_kind: bool = False) -> list[PrecisionSpec]:
@@ -281,7 +286,7 @@ def recommend(
     max_tokens: float | None = None,
     memory_gb: float | None = None,
     n_params: float | None = None,
-    draws: Sequence[Mapping[str, float]] | None = None,
+    draws: Mapping[str, np.ndarray] | None = None,
     data_range: Mapping[str, tuple[float, float]] | None = None,
     law_label: str | None = None,
     method: str = "auto",
@@ -292,9 +297,9 @@ def recommend(
     post-training quantization of the weights to that many bits (δ_PTQ included). `max_params`,
     `max_tokens`: upper limits on N and D. `memory_gb`: N·P/8 bytes ≤ memory_gb·1e9 with P the serving bits
     (or the training weight bits if lower, or without PTQ). `n_params`: fix N (only D and precision vary).
-    `draws`: bootstrap parameter sets from a fit, propagated to 95% intervals of the optimum's loss, N and D.
-    `data_range`: fitted {N, D, C: (min, max)} for the extrapolation warning. `method`: "auto" uses the
-    closed form for `chinchilla`, "numeric" always solves numerically.
+    `draws`: bootstrap replicates ({param: array}) from a fit, giving 95% intervals of the optimum's loss,
+    N and D. `data_range`: fitted {N, D, C, P_w, ...: (min, max)} for the extrapolation warnings.
+    `method`: "auto" uses the closed form for `chinchilla`, "numeric" always solves numerically.
     """
     flops = _positive("the compute budget (--flops)", flops)
     assert flops is not None
@@ -347,9 +352,9 @@ def recommend(
         reasons[side] = np.where(hit, why, reasons[side])
 
     if max_params is not None:
-        tighten("hi", math.log(max_params), "max-params")
+        tighten("hi", math.log(max_params), "max N")
     if max_tokens is not None:
-        tighten("lo", np.log(K / max_tokens), "max-tokens")
+        tighten("lo", np.log(K / max_tokens), "max D")
     if memory_gb is not None:
         store = bits[:, 0] if serve_bits is None else np.minimum(bits[:, 0], serve_bits)
         tighten("hi", np.log(memory_gb * 1e9 * 8.0 / store), "memory")
@@ -358,7 +363,7 @@ def recommend(
         fixed_ok = (lo <= x + 1e-12) & (x <= hi + 1e-12)
         lo = np.where(fixed_ok, x, np.inf)
         hi = np.where(fixed_ok, x, -np.inf)
-        reasons["lo"] = np.full(len(specs), "params", dtype=object)
+        reasons["lo"] = np.full(len(specs), "fixed N", dtype=object)
         reasons["hi"] = reasons["lo"]
 
     # Specs with the same bits, throughput and bounds pose the same problem (int8 and fp8-e4m3 under `bits`):
@@ -454,20 +459,16 @@ def _infeasible_message(
     )
 
 
-def _draw_theta(law: Law, draws: Sequence[Mapping[str, float]]) -> dict[str, np.ndarray]:
+def _draw_theta(law: Law, draws: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
     """Fit-space parameter arrays of shape (S, 1), one row per bootstrap draw."""
-    theta = {}
-    for p in law.params:
-        v = np.array([float(d[p.name]) for d in draws], dtype=float)
-        with np.errstate(divide="ignore"):
-            theta[p.name] = (np.log(v) if p.log else v)[:, None]
-    return theta
+    arrays = {name: np.asarray(draws[name], dtype=float).reshape(-1) for name in law.param_names}
+    return {name: v[:, None] for name, v in law.to_fit_space(arrays).items()}
 
 
 def _propagate(
     rec: Recommendation,
     law: Law,
-    draws: Sequence[Mapping[str, float]],
+    draws: Mapping[str, np.ndarray],
     K: float,
     bits: np.ndarray,
     serve_bits: float | None,
@@ -476,7 +477,7 @@ def _propagate(
 ) -> None:
     """95% percentile intervals over bootstrap draws: loss at the optimum and each draw's own optimal N, D."""
     theta = _draw_theta(law, draws)
-    S = len(draws)
+    S = len(next(iter(theta.values())))
     rows = np.tile(bits, (S, 1))
 
     def loss_at(x: np.ndarray) -> np.ndarray:
@@ -505,50 +506,131 @@ def extrapolation_warnings(
     data_range: Mapping[str, tuple[float, float]],
     factor: float = EXTRAPOLATION_FACTOR,
 ) -> list[str]:
-    """Warnings for N, D, C (and P) of the optimum lying more than `factor` outside the fitted range."""
-    values = {"N": best.N, "D": best.D, "C": flops, "P": min(best.P_w, best.P_a, best.P_kv)}
+    """Warnings for the optimum's N, D or C lying more than `factor` outside the fitted range, or its bits
+    (P_w, P_a, P_kv; `P` = all three) outside the fitted bits at all."""
+    values = {"N": best.N, "D": best.D, "C": flops, "P_w": best.P_w, "P_a": best.P_a, "P_kv": best.P_kv}
     out = []
     for key, (lo, hi) in data_range.items():
-        v = values.get(key)
-        if v is None or not (lo > 0 and hi > 0):
-            continue
-        f = factor if key != "P" else 1.0
-        if v > hi * f:
-            out.append(f"extrapolating: {key} = {v:.3g} is {v / hi:.0f}x the largest fitted {key} ({hi:.3g})")
-        elif v < lo / f:
-            out.append(
-                f"extrapolating: {key} = {v:.3g} is {lo / v:.0f}x below the smallest fitted {key} ({lo:.3g})"
-            )
+        keys = ("P_w", "P_a", "P_kv") if key == "P" else (key,)
+        for k in keys:
+            v = values.get(k)
+            if v is None or not (lo > 0 and hi > 0):  # also skips NaN ranges
+                continue
+            f = 1.0 if k.startswith("P_") else factor
+            if v > hi * f:
+                out.append(f"extrapolating: {k} = {v:.3g} is {v / hi:.3g}x the largest fitted {k} ({hi:.3g})")
+            elif v < lo / f:
+                out.append(
+                    f"extrapolating: {k} = {v:.3g} is {lo / v:.3g}x below the smallest fitted {k} ({lo:.3g})"
+                )
     return out
 
 
-def brute_force(
-    law: Law,
-    params: Mapping[str, float],
-    flops: float,
-    specs: Sequence[PrecisionSpec],
-    profile: str | HardwareProfile = "bits",
-    serve_bits: float | None = None,
-    n_grid: np.ndarray | None = None,
-) -> tuple[int, float, float]:
-    """Reference answer by exhaustive search: every spec × every N in `n_grid` on the budget line.
+# ---------------------------------------------------------------------------------------- law, fit and plot
 
-    Returns (index of the best spec, its N, its loss). Meant for tests and checks, not for the CLI.
+
+@dataclass
+class LawSource:
+    """Where the loss law comes from: a published constant set or a user's fit (with its bootstrap)."""
+
+    law: Law
+    params: dict[str, float]
+    label: str
+    draws: dict[str, np.ndarray] | None = None
+    data_range: dict[str, tuple[float, float]] | None = None
+
+
+def load_law(law: str | None = None, fit: str | None = None) -> LawSource:
+    """The law to optimise: `fit` (a fit.json from `scalefit fit`) or the published set `law` (default
+    `kumar2024`). A fit brings its bootstrap draws and fitted data range."""
+    from fits.laws import published
+
+    if fit is not None and law is not None:
+        raise UserError("give either --law or --fit, not both")
+    if fit is None:
+        name = law or "kumar2024"
+        from fits.laws import PUBLISHED
+
+        if name not in PUBLISHED:
+            raise UserError(
+                f"unknown law {name!r} for recommend; choose a published one ({', '.join(PUBLISHED)}) "
+                "or pass --fit fit.json"
+            )
+        f_law, params = published(name)
+        return LawSource(f_law, params, name, data_range=PUBLISHED_RANGES.get(name))
+    return _load_fit(fit)
+
+
+def _load_fit(path: str) -> LawSource:
+    from fits.results import FitResult
+
+    res = FitResult.from_json(path)
+    if res.law.target not in ("loss", "loss_post"):
+        raise UserError(
+            f"{path}: law {res.law.name!r} predicts {res.law.target}, not loss; recommend needs a loss law"
+        )
+    ranges = {k: (float(v[0]), float(v[1])) for k, v in res.data.get("ranges", {}).items()}
+    return LawSource(
+        res.law, dict(res.params), f"{res.law.name} fit ({path})", draws=res.draws, data_range=ranges
+    )
+
+
+def plot_recommendation(rec: Recommendation, source: LawSource, path: str, profile: str = "bits") -> None:
+    """Isoloss contours of L(N, D*, P) over (N, P) at the optimum's tokens D*, with the budget line
+    N = C·t(P) / (6·D*) (the N each shared precision P can afford at D* within the budget) and the optimum.
+
+    At the optimum the budget line is tangent to its isoloss contour. P is one shared precision for all
+    tensor kinds (int3..int15, bf16 for the budget line under a profile with native formats).
     """
-    hw = profile if isinstance(profile, HardwareProfile) else get_profile(profile)
-    n_grid = np.logspace(0, 30, 30001) if n_grid is None else np.asarray(n_grid, dtype=float)
-    best = (-1, math.nan, math.inf)
-    for i, spec in enumerate(specs):
-        K = flops * hw.throughput(spec) / 6.0
-        N = n_grid[n_grid <= K / D_MIN]
-        bits = np.array([[spec.bits(k) for k in KINDS]])
-        loss = _finite(law.predict(params, _columns(N, K / N, np.repeat(bits, len(N), 0), serve_bits, law)))
-        j = int(np.argmin(loss))
-        if loss[j] < best[2]:
-            best = (i, float(N[j]), float(loss[j]))
-    return best
+    import matplotlib
 
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
 
-def int_spec(bits: int) -> PrecisionSpec:
-    """Shared integer precision `int<bits>` for all kinds (16 → bf16)."""
-    return PrecisionSpec() if bits >= 16 else format_spec(IntFormat(bits).name)
+    hw = get_profile(profile)
+    best = rec.best
+    law, params = source.law, source.params
+    n_axis = np.logspace(math.log10(best.N) - 2, math.log10(best.N) + 2, 200)
+    p_axis = np.linspace(3.0, 16.0, 131)
+    NN, PP = np.meshgrid(n_axis, p_axis)
+    rows = np.column_stack([PP.ravel()] * 3)
+    X = _columns(NN.ravel(), np.full(NN.size, best.D), rows, rec.serve_bits, law)
+    loss = _finite(law.predict(params, X)).reshape(NN.shape)
+    if hw.native is None:  # linear-in-bits cost: a smooth budget curve, t(P) = 16 / P
+        p_line = np.linspace(3.0, 16.0, 131)
+        n_budget = rec.flops * (16.0 / p_line) / (6.0 * best.D)
+    else:  # table profiles price formats, not bits: int3..int15 and bf16
+        p_line = np.arange(3, 17)
+        speed = np.array([hw.throughput(int_spec(int(b))) for b in p_line])
+        n_budget = rec.flops * speed / (6.0 * best.D)
+
+    fig, ax = plt.subplots(figsize=(7, 5), dpi=120)
+    finite = loss[np.isfinite(loss)]
+    levels = np.unique(np.quantile(finite, np.linspace(0.0, 0.9, 16)))  # even area per colour band
+    shown = np.where(np.isfinite(loss), loss, finite.max())
+    cs = ax.contourf(NN, PP, shown, levels=levels, cmap="viridis_r", extend="max")
+    ax.contour(NN, PP, shown, levels=[best.loss], colors="white", linewidths=1.2, linestyles="--")
+    fig.colorbar(cs, ax=ax, label="predicted loss (nats/token)", format="%.3f")
+    style = "default" if hw.native is None else "steps-mid"
+    budget_label = f"budget C = {rec.flops:.2g} ({hw.name})"
+    ax.plot(n_budget, p_line, color="red", lw=2, drawstyle=style, label=budget_label)
+    ax.plot(
+        [best.N],
+        [best.P_w],
+        marker="*",
+        ms=16,
+        color="orange",
+        mec="black",
+        ls="none",
+        label=f"optimum {best.precision}: N={best.N:.3g}, D={best.D:.3g}, L={best.loss:.4f}",
+    )
+    ax.set_xscale("log")
+    ax.set_xlim(n_axis[0], n_axis[-1])
+    ax.set_ylim(3, 16)
+    ax.set_xlabel("parameters N (non-embedding)")
+    ax.set_ylabel("training precision P (bits, shared)")
+    ax.set_title(f"{rec.law}: isoloss over (N, P) at D* = {best.D:.3g} tokens ({rec.objective})")
+    ax.legend(loc="lower left", fontsize=8)
+    fig.tight_layout()
+    fig.savefig(path)
+    plt.close(fig)

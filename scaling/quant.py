@@ -28,9 +28,15 @@ Backward is the straight-through estimator: ∂x̂/∂x = 1 where round(x / s) l
 (|x · fl(1/s)| <= q_max · (1 + 2^-22) < q_max + 1/2), so nothing is saved for backward and the gradient
 passes through unchanged. Only when the caller supplies a `scale` (e.g. GPTQ) can inputs fall outside;
 then a one-byte-per-element mask is kept.
+
+On CUDA tensors `fake_quant` runs the fused, bit-identical Triton kernels of `scaling.kernels`
+(`scaling.kernels.set_backend` or SCALEFIT_QUANT_BACKEND=torch|triton|auto forces one or the other).
 """
 
 from __future__ import annotations
+
+import os
+import sys
 
 import torch
 
@@ -125,7 +131,12 @@ class _FakeQuant(torch.autograd.Function):
     @staticmethod
     def forward(ctx, x, fmt, axis, scale, backend):  # type: ignore[override]
         need_mask = scale is not None and x.requires_grad
-        out, mask = fake_quant_reference(x, fmt, axis, scale, need_mask)
+        if backend == "triton":
+            from scaling.kernels import triton_fake_quant
+
+            out, mask = triton_fake_quant(x, fmt, axis, scale, need_mask)
+        else:
+            out, mask = fake_quant_reference(x, fmt, axis, scale, need_mask)
         if need_mask:
             ctx.save_for_backward(mask)
         ctx.has_mask = need_mask
@@ -158,4 +169,13 @@ def fake_quant(
         raise TypeError(f"fake_quant needs a floating-point tensor, got {x.dtype}")
     if x.numel() == 0:
         return x.clone()
-    return _FakeQuant.apply(x, fmt, axis, scale, "torch")
+    return _FakeQuant.apply(x, fmt, axis, scale, _backend_for(x))
+
+
+def _backend_for(x: torch.Tensor) -> str:
+    """ "triton" or "torch" (see `scaling.kernels.backend_for`); CPU runs never import triton."""
+    if x.is_cuda or "scaling.kernels" in sys.modules or "SCALEFIT_QUANT_BACKEND" in os.environ:
+        from scaling import kernels
+
+        return kernels.backend_for(x)
+    return "torch"

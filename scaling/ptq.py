@@ -40,6 +40,7 @@ import copy
 import math
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from functools import partial
 
 import torch
 
@@ -161,6 +162,33 @@ class HessianAccumulator:
         return 2.0 * self.xtx / self.n
 
 
+def layer_hessians(model: GPT, batches: Sequence[torch.Tensor]) -> dict[str, torch.Tensor]:
+    """H = 2XᵀX/n of the (activation-quantized) inputs X of every QLinear of `model`, keyed by module name,
+    from one ordinary forward pass per batch [b, T+1] under `autocast_for(model)`. A layer's inputs depend
+    on earlier layers only, so in a model GPTQ has quantized these are the Hessians it used (given the same
+    batches); on held-out batches they measure the reconstruction error out of sample."""
+    accs: dict[str, HessianAccumulator] = {}
+    hooks = []
+    for name, m in model.named_modules():
+        if isinstance(m, QLinear):
+            acc = accs[name] = HessianAccumulator(m.in_features, m.weight.device)
+            hooks.append(m.register_forward_pre_hook(partial(_add_input, acc)))
+    device = model.wte.weight.device
+    try:
+        with torch.no_grad(), autocast_for(model):
+            for batch in batches:
+                model(batch[:, :-1].to(device))
+    finally:
+        for handle in hooks:
+            handle.remove()
+    return {name: acc.hessian() for name, acc in accs.items()}
+
+
+def _add_input(acc: HessianAccumulator, module: QLinear, inputs: tuple) -> None:
+    """Forward pre-hook body: add the input the layer multiplies with (after its activation quantization)."""
+    acc.add(fake_quant(inputs[0], module.a_fmt))
+
+
 @dataclass
 class LayerReport:
     """Reconstruction errors of one layer on its calibration inputs X (n tokens, through the already
@@ -219,7 +247,7 @@ def _run_capture(block: torch.nn.Module, args: tuple, layer: QLinear, acc: Hessi
     """Run `block(*args)` until `layer` is called; add its (activation-quantized) input to `acc`."""
 
     def hook(module: QLinear, inputs: tuple) -> None:
-        acc.add(fake_quant(inputs[0], module.a_fmt))
+        _add_input(acc, module, inputs)
         raise _StopForward
 
     handle = layer.register_forward_pre_hook(hook)

@@ -18,13 +18,14 @@ from scaling.ptq import (
     calibration_batches,
     channel_quantizer,
     gptq_quantize_weight,
+    layer_hessians,
     ptq_loss,
     ptq_quantize,
     quantize_weights,
     reconstruction_error,
 )
 from scaling.quant import absmax_scale, fake_quant
-from scaling.train import TrainConfig, autocast_for, evaluate_loss, train
+from scaling.train import TrainConfig, evaluate_loss, train
 
 F64 = torch.float64
 
@@ -213,26 +214,6 @@ def test_ptq_of_a_weight_quantized_model_starts_from_its_effective_weights() -> 
     assert torch.equal(qlayer.weight, expected) and qlayer.a_fmt == IntFormat(8)
 
 
-def layer_hessians(model: GPT, batches: list[torch.Tensor]) -> dict[str, torch.Tensor]:
-    """H = 2XᵀX/n of every QLinear's (activation-quantized) inputs in one ordinary forward pass each."""
-    accs: dict[str, HessianAccumulator] = {}
-    hooks = []
-    for name, m in model.named_modules():
-        if isinstance(m, QLinear):
-            accs[name] = HessianAccumulator(m.in_features)
-            hooks.append(
-                m.register_forward_pre_hook(
-                    lambda mod, a, acc=accs[name]: acc.add(fake_quant(a[0], mod.a_fmt))
-                )
-            )
-    with torch.no_grad(), autocast_for(model):
-        for b in batches:
-            model(b[:, :-1])
-    for h in hooks:
-        h.remove()
-    return {k: acc.hessian() for k, acc in accs.items()}
-
-
 def test_gptq_model_is_sequential_and_beats_rtn_layerwise(trained: GPT, corpus: ArrayTokenSource) -> None:
     calib = calibration_batches(corpus, 32, n_tokens=2048, batch_size=16)
     result = ptq_quantize(trained, "int3", "gptq", calib, block_size=16)
@@ -240,7 +221,7 @@ def test_gptq_model_is_sequential_and_beats_rtn_layerwise(trained: GPT, corpus: 
     names = [n for n, m in trained.named_modules() if isinstance(m, QLinear)]
     assert [r.name for r in result.layers] == names
     # each layer's Hessian was computed with every earlier layer already quantized: it equals the one
-    # measured in the final quantized model (a layer's input depends on earlier layers only)
+    # measured by plain forward passes of the final quantized model (inputs depend on earlier layers only)
     h_quant, h_orig = layer_hessians(qmodel, calib), layer_hessians(trained, calib)
     modules = dict(trained.named_modules())
     for r in result.layers:
@@ -257,6 +238,23 @@ def test_gptq_model_is_sequential_and_beats_rtn_layerwise(trained: GPT, corpus: 
     assert not torch.allclose(h_quant[names[-1]], h_orig[names[-1]])  # later inputs did change
     assert torch.allclose(h_quant[names[0]], h_orig[names[0]])
     assert torch.equal(qmodel.lm_head.weight, trained.lm_head.weight)
+
+
+def test_gptq_uses_the_activation_quantized_inputs(corpus: ArrayTokenSource) -> None:
+    model = tiny_model("w4a3")
+    plain = tiny_model("w4")
+    plain.load_state_dict(model.state_dict())
+    calib = [b % 32 for b in calibration_batches(corpus, 16, n_tokens=512, batch_size=8)]
+    h, h_plain = layer_hessians(model, calib), layer_hessians(plain, calib)
+    assert not torch.allclose(h["blocks.0.attn.qkv"], h_plain["blocks.0.attn.qkv"])
+    result = ptq_quantize(model, "int4", "gptq", calib)
+    h_quant = layer_hessians(result.model, calib)
+    for r in result.layers:
+        w = fake_quant(dict(model.named_modules())[r.name].weight, IntFormat(4), axis=0)  # effective weight
+        assert r.rtn_err == pytest.approx(
+            reconstruction_error(w, fake_quant(w, IntFormat(4), axis=0), h_quant[r.name]), rel=1e-6, abs=1e-12
+        )
+        assert r.gptq_err <= r.rtn_err
 
 
 def test_ptq_loss_both_ways(trained: GPT, corpus: ArrayTokenSource) -> None:

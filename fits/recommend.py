@@ -434,6 +434,13 @@ def recommend(
         infeasible=infeasible,
         warnings=warnings,
     )
+    b = rec.best
+    if serve_bits is not None and b.P_w > serve_bits and min(b.P_a, b.P_kv) <= serve_bits:
+        rec.warnings.append(
+            f"the optimum has no PTQ penalty only because a or kv is trained at <= {serve_bits:g} bits: the "
+            "law's robustness term is a product over w, a, kv (Kumar et al. 2024), so one low-precision kind "
+            "removes δ_PTQ for the weights; treat this extrapolation with care"
+        )
     if draws:
         _propagate(rec, law, draws, K[order[0]], bits[order[0]], serve_bits, lo[order[0]], hi[order[0]])
     if data_range:

@@ -149,6 +149,11 @@ def test_serving_at_low_precision_favours_fewer_tokens_per_parameter():
     served = recommend(law, params, 1e21, serve_bits=4).best
     assert served.tokens_per_param < plain.tokens_per_param
     assert served.loss > plain.loss
+    assert not recommend(law, params, 1e21, serve_bits=4).warnings  # shared precision: nothing to flag
+    # Per kind, the law's product over kinds lets a 4-bit KV cache cancel δ_PTQ: flagged, not hidden.
+    per_kind = recommend(law, params, 1e21, serve_bits=4, per_kind=True)
+    assert per_kind.best.P_kv <= 4 < per_kind.best.P_w
+    assert any("product over w, a, kv" in w for w in per_kind.warnings)
 
 
 def test_chinchilla_epoch_tokens_per_param_and_exponent():

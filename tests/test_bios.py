@@ -1,0 +1,177 @@
+"""Tests for scaling/bios.py: pools and cardinalities, determinism, rendering, exact exposures, junk, bioD."""
+
+from __future__ import annotations
+
+import math
+import re
+from collections import Counter
+
+import numpy as np
+import pytest
+import torch
+
+from scaling.bios import (
+    ATTRIBUTES,
+    CARDINALITY,
+    MONTHS,
+    N0,
+    S0,
+    BioTokenizer,
+    bioD,
+    bioS,
+    bioS_simple,
+    make_pools,
+    templates,
+)
+from scaling.data import TokenSource
+from scaling.errors import UserError
+
+
+@pytest.fixture(scope="module")
+def multi():
+    return bioS(300, seed=0)
+
+
+def test_pool_cardinalities():
+    p = make_pools(0)
+    sizes = {
+        "first": 400, "middle": 400, "last": 1000, "cities": 200, "universities": 300, "majors": 100,
+        "employers": 263,
+    }  # fmt: skip
+    for name, size in sizes.items():
+        pool = getattr(p, name)
+        assert len(pool) == size and len(set(pool)) == size, name
+    assert len(p.hq) == 263 and all(0 <= c < 200 for c in p.hq)
+    assert N0 == 160_000_000
+    assert CARDINALITY["birth_date"] == 12 * 28 * 200
+    assert S0 == 12 * 28 * 200 * 200 * 300 * 100 * 263
+    assert make_pools(0).checksum() == p.checksum() != make_pools(1).checksum()
+
+
+def test_templates():
+    for a in ATTRIBUTES:
+        ts = templates(a)
+        assert len(ts) == len(set(ts)) == 50
+        for t in ts:
+            assert t.count("{s}") == 1 and t.count("{v}") == 1 and t.index("{s}") < t.index("{v}")
+
+
+def test_people_unique_and_in_range(multi):
+    w = multi.world
+    names = {w.name(i) for i in range(w.n_people)}
+    assert len(names) == w.n_people
+    assert w.month.max() < 12 and w.day.max() < 28 and w.year.max() < 200
+    assert w.birth_city.max() < 200 and w.university.max() < 300 and w.major.max() < 100
+    assert w.employer.max() < 263
+    assert np.array_equal(w.work_city, np.asarray(w.pools.hq)[w.employer])
+    # Uniform draws: every month occurs among 300 people (p(miss) < 1e-9).
+    assert len(set(w.month.tolist())) == 12
+
+
+def test_rendering_positions(multi):
+    w, tok = multi.world, multi.world.tokenizer
+    for i in range(20):
+        it = multi.measurement_items(0)[i]
+        assert it.tokens[0] == tok.index["<s>"]
+        assert tok.decode([it.tokens[p] for p in it.name_pos]) == w.name(i)
+        assert set(it.value_pos) == set(ATTRIBUTES)
+        for a, pos in it.value_pos.items():
+            assert [it.tokens[p] for p in pos] == w.values(i)[a]
+            assert min(pos) > max(it.name_pos)  # the name is known when a value is scored
+        date = tok.decode([it.tokens[p] for p in it.value_pos["birth_date"]])
+        assert re.fullmatch(rf"({'|'.join(MONTHS)}) \d+, \d{{4}}", date)
+        text = tok.decode(it.tokens)
+        assert text.count(w.name(i)) == 1
+        assert text.count(".") == 6  # six sentences
+        pronoun = "She" if w.female[i] else "He"
+        assert pronoun in text.split() or pronoun.lower() in text.split()
+
+
+def test_determinism_and_variants():
+    a, b = bioS(100, seed=3), bioS(100, seed=3)
+    assert np.array_equal(a.epoch_tokens(0, 5), b.epoch_tokens(0, 5))
+    assert torch.equal(a.train_batch(2, 4, 32, 5), b.train_batch(2, 4, 32, 5))
+    assert not np.array_equal(a.epoch_tokens(0, 5), a.epoch_tokens(1, 5))  # re-drawn per exposure
+    c = bioS(100, seed=4)
+    assert [c.world.name(i) for i in range(5)] != [a.world.name(i) for i in range(5)]
+    s = bioS_simple(100, seed=3)
+    assert [s.world.name(i) for i in range(100)] == [a.world.name(i) for i in range(100)]  # same people
+    e0 = s.measurement_items(0)
+    e1 = s._render_epoch(1, 0)[1]
+    assert all(x.tokens == y.tokens for x, y in zip(e0, e1, strict=True))  # one fixed biography each
+
+
+def test_exact_exposures_and_batches():
+    src = bioS(40, seed=1)
+    assert isinstance(src, TokenSource)
+    exposures, seed = 3, 2
+    total = src.tokens_for(exposures, seed)
+    stream = src.stream(0, total, seed).tolist()
+    bos = src.world.tokenizer.index["<s>"]
+    assert stream.count(bos) == 40 * exposures
+    triples = Counter(zip(stream, stream[1:], stream[2:], strict=False))
+    seen = {i: triples[tuple(src.world.name_ids(i))] for i in range(40)}
+    assert len(seen) == 40 and set(seen.values()) == {exposures}
+    # Rows overlap by one token and consecutive steps continue the stream.
+    b0, b1 = src.train_batch(0, 3, 16, seed), src.train_batch(1, 3, 16, seed)
+    assert b0.shape == (3, 17) and b0.dtype == torch.int64
+    flat = torch.cat([b0[:, :-1].reshape(-1), b1[:, :-1].reshape(-1)])
+    assert flat.tolist() == stream[: 6 * 16]
+    assert all(b0[k, -1] == b0[k + 1, 0] for k in range(2))
+    val = src.val_batches(2, 16, 64)
+    assert sum(v.shape[0] for v in val) == 4 and torch.equal(val[0], src.val_batches(2, 16, 64)[0])
+
+
+def test_junk_and_domain_token():
+    clean = bioS(100, seed=0, domain_token=True)
+    tok = clean.world.tokenizer
+    stream = clean.epoch_tokens(0, 0)
+    assert (stream == tok.index["<s>"]).sum() == (stream == tok.index["<bios>"]).sum() == 100
+    for kind in ("random", "repetitive"):
+        mixed = bioS(100, seed=0, junk_ratio=0.5, junk=kind)
+        s = mixed.epoch_tokens(0, 0)
+        n_junk_docs = int((s == tok.index["<junk>"]).sum())
+        assert (s == tok.index["<s>"]).sum() == 100 + n_junk_docs
+        junk_frac = 1 - (len(clean.epoch_tokens(0, 0)) - 100) / len(s)  # clean has 100 <bios> tokens
+        assert 0.4 < junk_frac < 0.6
+    with pytest.raises(UserError, match="junk_ratio"):
+        bioS(10, junk_ratio=1.0)
+    with pytest.raises(UserError, match="junk must be"):
+        bioS(10, junk_ratio=0.1, junk="noise")
+
+
+def test_bioD():
+    src = bioD(50, 3, 2, 8, 4, 10, seed=0)
+    w = src.world
+    assert w.cardinality == {f"attr{j}": 8**2 for j in range(3)}
+    assert w.attribute_bits == pytest.approx(3 * 2 * math.log2(8))
+    for j in range(3):
+        assert len({tuple(c) for c in w.chunks[j].tolist()}) == 8  # D distinct chunks per attribute
+    it = src.measurement_items(0)[0]
+    assert all(len(p) == 2 * 4 for p in it.value_pos.values())
+    assert len(it.tokens) == 1 + 3 + 3 * (1 + 8)
+    with pytest.raises(UserError, match="do not fit"):
+        bioD(10, 1, 1, 200, 2, 10)
+    with pytest.raises(UserError, match="positive"):
+        bioD(10, 0, 1, 2, 2, 10)
+
+
+def test_tokenizer_and_bad_inputs():
+    tok = BioTokenizer(["Hello", "world", ".", "New York"])
+    ids = tok.encode(["Hello", "New York", "."])
+    assert tok.decode(ids) == "Hello New York."
+    assert ids[0] == len(BioTokenizer.SPECIALS)
+    with pytest.raises(UserError, match="not in the biography vocabulary"):
+        tok.encode(["Paris"])
+    with pytest.raises(UserError, match="people must be"):
+        bioS(0)
+    with pytest.raises(UserError, match="variant"):
+        from scaling.bios import BioSWorld
+
+        BioSWorld(10, variant="bioX")
+
+
+def test_bits_available(multi):
+    w = multi.world
+    assert w.attribute_bits == pytest.approx(math.log2(S0))
+    assert w.bits_available == pytest.approx(300 * (math.log2(N0 / 300) + math.log2(S0)))

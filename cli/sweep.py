@@ -1,3 +1,174 @@
-"""`scalefit sweep`: placeholder until its owner writes it (must define COMMANDS = {"sweep": function})."""
+"""`scalefit sweep`: plan and run a sweep into a resumable results store (see docs/sweeps.md)."""
 
-COMMANDS: dict = {}
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+
+def sweep(
+    spec: Annotated[str | None, typer.Argument(help="Sweep spec TOML file (or use --preset).")] = None,
+    preset: Annotated[
+        str | None, typer.Option("--preset", help="A preset from sweeps/presets/: smoke, precision-cpu, ...")
+    ] = None,
+    out: Annotated[
+        Path | None,
+        typer.Option("--out", help="Consolidated results file (.parquet); runs go to <out>.runs/."),
+    ] = None,
+    resume: Annotated[
+        bool,
+        typer.Option("--resume", help="Continue the sweep in --out: finished runs are kept, not redone."),
+    ] = False,
+    plan_only: Annotated[
+        bool,
+        typer.Option(
+            "--plan", help="Print the runs, their FLOPs and the estimated wall time; train nothing."
+        ),
+    ] = False,
+    executor: Annotated[str, typer.Option("--executor", help="Where runs execute: local | ray.")] = "local",
+    address: Annotated[
+        str | None, typer.Option("--address", help="Ray cluster address (e.g. auto, ray://head:10001).")
+    ] = None,
+    workers: Annotated[
+        int | None,
+        typer.Option(
+            "--workers", help="Runs in flight at once (local default: one per GPU, else one per core)."
+        ),
+    ] = None,
+    threads: Annotated[
+        int | None, typer.Option("--threads", help="torch threads per run (default: cores / workers).")
+    ] = None,
+    cpus_per_run: Annotated[
+        float, typer.Option("--cpus-per-run", help="Ray: CPUs requested by each run.")
+    ] = 1.0,
+    gpus_per_run: Annotated[
+        float, typer.Option("--gpus-per-run", help="Ray: GPUs requested by each run.")
+    ] = 0.0,
+    quiet: Annotated[bool, typer.Option("--quiet", help="No progress bar.")] = False,
+) -> None:
+    """Train every run of a sweep spec and write results.parquet (resumable; --plan to preview)."""
+    import os
+
+    from rich.console import Console
+
+    from scaling.errors import UserError
+    from scaling.version import __version__, git_commit
+    from sweeps.plan import plan
+    from sweeps.spec import load_spec, preset_path
+
+    if (spec is None) == (preset is None):
+        raise UserError("give either a spec file or --preset NAME (not both)")
+    if executor not in ("local", "ray"):
+        raise UserError(f"--executor must be local or ray, got {executor!r}")
+    if address is not None and executor != "ray":
+        raise UserError("--address is for --executor ray")
+    sweep_spec = load_spec(preset_path(preset) if preset else Path(spec))
+    runs = plan(sweep_spec)
+    console = Console(stderr=True)
+    n_cpus = len(os.sched_getaffinity(0))
+    if executor == "local":
+        from sweeps.executors import default_layout, local_gpus
+
+        gpus = local_gpus()
+        d_workers, _ = default_layout(n_cpus, gpus)
+        workers = workers or d_workers
+        threads = threads or (1 if gpus else max(1, n_cpus // workers))
+    else:
+        threads = threads or max(1, int(cpus_per_run))
+    if plan_only:
+        _print_plan(sweep_spec, runs, workers or 1, threads, executor, console)
+        return
+    if out is None:
+        raise UserError("--out is required (a .parquet file) unless --plan is given")
+
+    from sweeps.driver import run_sweep
+    from sweeps.runner import execute
+    from sweeps.store import RunStore
+
+    store = RunStore(out)
+    if executor == "local":
+        from sweeps.executors import LocalExecutor
+
+        ex = LocalExecutor(execute, workers=workers, threads=threads, gpus=gpus)
+    else:
+        from sweeps.executors import RayExecutor
+
+        ex = RayExecutor(execute, address=address, cpus=cpus_per_run, gpus=gpus_per_run, threads=threads,
+                         max_in_flight=workers)  # fmt: skip
+    console.print(
+        f"sweep [bold]{sweep_spec.name}[/]: {len(runs)} runs → {out} (runs in {store.root}), {ex.describe()}"
+    )
+    record = {"spec": sweep_spec.source, "name": sweep_spec.name, "scalefit_version": __version__,
+              "git_commit": git_commit()}  # fmt: skip
+    summary = run_sweep(runs, store, ex, resume=resume, show_progress=not quiet, record=record)
+    parts = [f"{summary.ok} ok", f"{summary.diverged} diverged", f"{summary.failed} failed"]
+    if summary.already_done:
+        parts.append(f"{summary.already_done} already done")
+    if summary.left_to_others:
+        parts.append(f"{summary.left_to_others} running in another sweep")
+    rec = {k: v for k, v in summary.recovered.items() if v}
+    if rec:
+        console.print(
+            "recovered the store: " + ", ".join(f"{v} {k.replace('_', ' ')}" for k, v in rec.items())
+        )
+    console.print(
+        f"[bold]{summary.planned} runs[/]: " + ", ".join(parts) + f" in {summary.wall_time:.1f} s; "
+        f"{summary.rows} rows in {out}"
+    )
+    for run_id, error in summary.failures.items():
+        console.print(f"  [red]failed[/] {run_id}: {error}  (details: {store.failed_dir / run_id}.json)")
+    if summary.failed:
+        console.print("failed runs are retried with --resume")
+        raise typer.Exit(code=1)
+
+
+def _print_plan(spec, runs, workers: int, threads: int, executor: str, console) -> None:
+    """The run table, total FLOPs and the wall time estimated from timing each shape on this machine."""
+    import math
+
+    from rich.table import Table
+
+    from sweeps.plan import estimate, makespan
+
+    lm = [r for r in runs if r.config["task"] == "lm"]
+    if lm and executor == "local":
+        with console.status("timing each model shape on this machine for the estimate ...") as status:
+            estimate(runs, threads, progress=lambda i, n: status.update(f"timing shape {i + 1}/{n} ..."))
+    table = Table(title=f"sweep {spec.name}: {len(runs)} runs")
+    for col in ("#", "run_id", "N", "D", "D/N", "precision", "optimizer", "seed", "lr", "FLOPs", "est."):
+        table.add_column(col, justify="right" if col not in ("run_id", "precision", "optimizer") else "left")
+    for i, r in enumerate(runs):
+        t = r.config["train"]
+        lr = t["lr"]
+        ratio = f"{r.tokens / r.n_params:.3g}" if r.tokens else ""
+        table.add_row(
+            str(i + 1), r.run_id, f"{r.n_params:.3g}", f"{r.tokens:.3g}" if r.tokens else "task",
+            ratio, t["precision"], t["optimizer"], str(t["seed"]),
+            "default" if lr is None else f"{lr:.3g}", f"{r.flops:.3g}" if math.isfinite(r.flops) else "",
+            f"{r.est_seconds:.1f} s" if math.isfinite(r.est_seconds) else "?",
+        )  # fmt: skip
+    typer.echo("")
+    console.print(table)
+    flops = sum(r.flops for r in runs if math.isfinite(r.flops))
+    est = [r.est_seconds for r in runs if math.isfinite(r.est_seconds)]
+    lines = [f"runs: {len(runs)}; training FLOPs: {flops:.3g}"]
+    if spec.ptq_methods:
+        lines.append(f"PTQ: {', '.join(spec.ptq_methods)} × {', '.join(spec.ptq_formats)} after every run")
+    if est:
+        from sweeps.plan import STARTUP_S
+
+        wall = makespan(est, workers) + STARTUP_S
+        lines.append(
+            f"estimated wall time: {wall / 60:.1f} min with {workers} worker(s) × {threads} thread(s) "
+            f"(serial {sum(est) / 60:.1f} min){'' if len(est) == len(runs) else '; some runs not estimated'}"
+        )
+    else:
+        lines.append(
+            "estimated wall time: not available (the estimate times lm runs with the local executor)"
+        )
+    typer.echo("\n".join(lines))
+
+
+COMMANDS = {"sweep": sweep}

@@ -1,0 +1,251 @@
+"""Expand a `SweepSpec` into resolved run configs, and estimate their FLOPs and wall time.
+
+A resolved run config is a plain JSON-able dict holding everything that defines one run:
+
+    {"task": "lm", "train": {every scaling.train.TrainConfig field}, "ptq": {"methods", "formats",
+     "calib_tokens"}}  (+ "bios": {"people", "exposures", ...} for task "bios")
+
+and `run_id` is the first 16 hex digits of the SHA-256 of its canonical JSON, so the same run planned by
+two sweeps gets the same id, and changing anything about a run (a default included) gives a new id.
+
+Designs:
+- grid: every target size n × every token count D (× the [axes] lists).
+- isoflop: for each budget C and each n, D = C / (6N) with N the non-embedding parameter count of the
+  shape the family picks for n (Hoffmann et al. 2022, "Training Compute-Optimal Large Language Models",
+  approach 2), kept when min_tokens ≤ D ≤ max_tokens.
+Token counts are rounded to whole optimizer steps (batch_size × seq_len tokens) so the planned D is the
+trained D.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import heapq
+import itertools
+import json
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from scaling.errors import UserError
+from scaling.flops import training_flops
+from sweeps.spec import SweepSpec
+
+
+@dataclass
+class PlannedRun:
+    """One run of a sweep: its id, resolved config and what planning knows about it."""
+
+    run_id: str
+    config: dict[str, Any]
+    n_params: int  # non-embedding N of the resolved shape
+    tokens: int  # training tokens D (whole steps); 0 when the task decides it (bios)
+    flops: float  # training FLOPs (scaling.flops.training_flops); NaN when tokens are unknown
+    shape: dict[str, int] = field(default_factory=dict)
+    est_seconds: float = float("nan")
+
+    @property
+    def label(self) -> str:
+        """A short human-readable name: `N=98.6k D=300k w4a4kv4 s0`."""
+        t = self.config["train"]
+        extra = ""
+        if "bios" in self.config:
+            extra = f" people={self.config['bios']['people']} exp={self.config['bios']['exposures']}"
+        d = f" D={_si(self.tokens)}" if self.tokens else ""
+        return f"N={_si(self.n_params)}{d}{extra} {t['precision']} {t['optimizer']} s{t['seed']}"
+
+
+def _si(x: float) -> str:
+    for unit, scale in (("G", 1e9), ("M", 1e6), ("k", 1e3)):
+        if abs(x) >= scale:
+            return f"{x / scale:.3g}{unit}"
+    return f"{x:.3g}"
+
+
+def run_id(config: dict[str, Any]) -> str:
+    """The run's id: SHA-256 (first 16 hex digits) of its canonical JSON (sorted keys, no whitespace)."""
+    text = json.dumps(config, sort_keys=True, separators=(",", ":"), allow_nan=False)
+    return hashlib.sha256(text.encode()).hexdigest()[:16]
+
+
+def _round_tokens(tokens: float, batch_size: int, seq_len: int) -> int:
+    per_step = batch_size * seq_len
+    return max(1, round(tokens / per_step)) * per_step
+
+
+def plan(spec: SweepSpec) -> list[PlannedRun]:
+    """All runs of `spec`, in spec order, without duplicates (runs whose resolved configs coincide)."""
+    from scaling.train import TrainConfig
+
+    base = {**spec.train}
+    probe = TrainConfig(**base)  # the fixed fields are valid on their own
+    batch, seq = probe.batch_size, probe.seq_len
+    pairs: list[tuple[float, float]] = []  # (target n, tokens)
+    if spec.design == "grid":
+        pairs = [(n, d) for n in spec.n for d in (spec.tokens or (0.0,))]
+    else:
+        for budget in spec.budgets:
+            for n in spec.n:
+                shape = TrainConfig(**base, n=n).model_config(vocab_size=256)
+                d = budget / training_flops(shape.n_params, 1.0)
+                if spec.min_tokens <= d <= spec.max_tokens:
+                    pairs.append((n, d))
+        if not pairs:
+            raise UserError(
+                "the isoflop design leaves no run between isoflop.min_tokens and isoflop.max_tokens"
+            )
+    bios_axes: list[tuple[int | None, int | None]] = (
+        list(itertools.product(spec.people, spec.exposures)) if spec.task == "bios" else [(None, None)]
+    )
+    runs: dict[str, PlannedRun] = {}
+    for (n, d), precision, optimizer, seed, mult, (people, exposures) in itertools.product(
+        pairs, spec.precision, spec.optimizer, spec.seed, spec.lr_mult, bios_axes
+    ):
+        tokens = _round_tokens(d, batch, seq) if d else batch * seq
+        cfg = TrainConfig(
+            **base,
+            n=n,
+            tokens=float(tokens),
+            precision=precision,
+            optimizer=optimizer,
+            seed=seed,
+            lr=spec.lr_for(n, mult),
+        )
+        train_fields = _jsonable(dataclasses.asdict(cfg))
+        if spec.task == "bios":  # scaling.capacity.run_bios sets tokens (people × exposures) and data
+            del train_fields["tokens"], train_fields["data"]
+        config: dict[str, Any] = {"task": spec.task, "train": train_fields}
+        config["ptq"] = {
+            "methods": list(spec.ptq_methods),
+            "formats": list(spec.ptq_formats),
+            "calib_tokens": spec.calib_tokens,
+        }
+        if spec.task == "bios":
+            config["bios"] = {"people": people, "exposures": exposures, **spec.bios}
+        shape = cfg.model_config(vocab_size=256)
+        planned_tokens = tokens if spec.task == "lm" else 0
+        rid = run_id(config)
+        runs.setdefault(
+            rid,
+            PlannedRun(
+                run_id=rid,
+                config=config,
+                n_params=shape.n_params,
+                tokens=planned_tokens,
+                flops=training_flops(
+                    shape.n_params, planned_tokens, shape.n_layers, shape.d_model, shape.seq_len
+                )
+                if planned_tokens
+                else float("nan"),
+                shape={
+                    "d_model": shape.d_model,
+                    "n_layers": shape.n_layers,
+                    "n_heads": shape.n_heads,
+                    "d_ff": shape.d_ff,
+                },
+            ),
+        )
+    return list(runs.values())
+
+
+def _jsonable(value: Any) -> Any:
+    if isinstance(value, dict):
+        return {k: _jsonable(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_jsonable(v) for v in value]
+    return value
+
+
+# ---------------------------------------------------------------------------------------------------------
+# Wall-time estimate
+# ---------------------------------------------------------------------------------------------------------
+
+
+@dataclass
+class Timing:
+    """Measured costs of one model shape and precision on this machine (seconds)."""
+
+    step: float  # one optimizer step of batch_size × seq_len tokens
+    forward_token: float  # forward pass per token (evaluation, PTQ, GPTQ calibration)
+
+
+def _timing_key(config: dict[str, Any]) -> str:
+    t = {k: v for k, v in config["train"].items() if k not in ("tokens", "seed", "lr", "data")}
+    return json.dumps(t, sort_keys=True)
+
+
+def measure_timing(config: dict[str, Any], threads: int, steps: int = 6) -> Timing:
+    """Time `steps` real training steps (after one warm-up step) and a forward pass over 8k tokens."""
+    import torch
+
+    from scaling.data import load_corpus
+    from scaling.train import TrainConfig, evaluate_loss, train
+
+    torch.set_num_threads(threads)
+    t = {**config["train"]}
+    data = load_corpus(t["data"])
+    per_step = t["batch_size"] * t["seq_len"]
+    t.update(tokens=float(per_step * (steps + 1)), eval_tokens=per_step, n_evals=1, threads=None)
+    result = train(TrainConfig(**t), data=data)
+    step = per_step / result.tokens_per_s if result.tokens_per_s > 0 else float("nan")
+    batches = data.val_batches(t["batch_size"], t["seq_len"], 8192)
+    assert result.model is not None
+    start = time.perf_counter()
+    evaluate_loss(result.model, batches)
+    n_fwd = sum(b[:, :-1].numel() for b in batches)
+    return Timing(step=step, forward_token=(time.perf_counter() - start) / n_fwd)
+
+
+# Relative cost of the GPTQ layer solves over its calibration forward passes (measured on tiny models; the
+# forward pass over calib_tokens with hooks dominates below d_model ≈ 1000).
+GPTQ_OVERHEAD = 2.0
+RUN_OVERHEAD_S = 0.3  # model construction, result rows, store write
+STARTUP_S = 5.0  # one sweep: python + torch import, corpus load, worker start-up
+
+
+def estimate_seconds(config: dict[str, Any], timing: Timing) -> float:
+    """Wall time of one run: training steps + (n_evals + 1) validation passes + PTQ evaluations.
+
+    t = steps·t_step + t_fwd·[(n_evals + 1)·E + Σ_(method, format) (E + [gptq]·(1 + GPTQ_OVERHEAD)·C)]
+    with E = eval tokens, C = calibration tokens.
+    """
+    t = config["train"]
+    steps = max(1, round(t["tokens"] / (t["batch_size"] * t["seq_len"])))
+    evals = (t["n_evals"] + 1) * t["eval_tokens"]
+    ptq = config["ptq"]
+    for method in ptq["methods"]:
+        per = t["eval_tokens"] + (ptq["calib_tokens"] * (1 + GPTQ_OVERHEAD) if method == "gptq" else 0)
+        evals += per * len(ptq["formats"])
+    return RUN_OVERHEAD_S + steps * timing.step + evals * timing.forward_token
+
+
+def estimate(
+    runs: Sequence[PlannedRun],
+    threads: int,
+    measure: Callable[[dict[str, Any], int], Timing] = measure_timing,
+    progress: Callable[[int, int], None] | None = None,
+) -> dict[str, Timing]:
+    """Fill `est_seconds` of every lm run by timing each distinct shape/precision once on this machine."""
+    timings: dict[str, Timing] = {}
+    keys = {}
+    for r in runs:
+        if r.config["task"] == "lm":
+            keys.setdefault(_timing_key(r.config), r.config)
+    for i, (key, config) in enumerate(keys.items()):
+        if progress is not None:
+            progress(i, len(keys))
+        timings[key] = measure(config, threads)
+    for r in runs:
+        if r.config["task"] == "lm":
+            r.est_seconds = estimate_seconds(r.config, timings[_timing_key(r.config)])
+    return timings
+
+
+def makespan(seconds: Sequence[float], workers: int) -> float:
+    """Wall time of running jobs of these durations on `workers` slots, longest first (LPT scheduling)."""
+    slots = [0.0] * max(1, workers)
+    for s in sorted(seconds, reverse=True):
+        heapq.heapreplace(slots, slots[0] + s)
+    return max(slots)

@@ -1,0 +1,363 @@
+"""Bits of knowledge a trained model stores about the bioS people, and the capacity ratio R.
+
+Allen-Zhu & Li 2024 ("Physics of Language Models 3.3: Knowledge Capacity Scaling Laws", Definition 4.3 and
+Theorem 3.2) lower-bound the information a model holds about N people by
+
+    bits = N · log2(N0 / e^p1) + N · log2(S0 / e^p2)
+
+where p1 is the name loss (nats, summed over the name's tokens, averaged over people) at the start of a
+biography, p2 the attribute-value loss (nats, summed over every value's tokens and over the attributes,
+averaged over people), N0 the number of possible names and S0 the number of possible value combinations.
+log2(x / e^p) = log2 x − p / ln 2 (losses are natural-log). A model that predicts every value perfectly
+(p2 = 0) scores N·log2 S0 attribute bits; one that knows the value sets but nothing about the people
+(p2 = ln S0) scores 0. Because the N names are distinct, p1 ≥ ln N, so at most N·log2(N0/N) name bits
+are available (`World.bits_available`).
+
+R = bits / params. The paper counts the parameters of the transformer plus only those embedding rows (and,
+untied, output-head rows) of tokens that occur in the data (`params_paper`); `R_total` divides by every
+parameter of the model instead.
+
+`run_bios(run)` trains one model on bioS (scaling.train), measures R before and after post-training
+weight quantization (scaling.ptq) and returns rows for the results store (docs/design.md).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import math
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+import numpy as np
+import torch
+
+from scaling.bios import BioItem, BioSource, World, bioD, bioS, bioS_simple
+from scaling.errors import UserError
+
+__all__ = [
+    "BioLosses",
+    "CapacityResult",
+    "bio_losses",
+    "knowledge_bits",
+    "make_source",
+    "measure_capacity",
+    "params_paper",
+    "run_bios",
+]
+
+LN2 = math.log(2.0)
+Predictor = Callable[[torch.Tensor], torch.Tensor]  # token ids [B, T] -> logits [B, T, V]
+
+
+def knowledge_bits(
+    p1: float, p2: float, n_people: int, n_names: float, attribute_bits: float
+) -> tuple[float, float]:
+    """(name bits, attribute bits) = (N·log2(N0/e^p1), N·log2(S0/e^p2)), losses in nats,
+    ``attribute_bits`` = log2 S0."""
+    return n_people * (math.log2(n_names) - p1 / LN2), n_people * (attribute_bits - p2 / LN2)
+
+
+@dataclass
+class BioLosses:
+    """Per-person losses (nats) on the name and on every attribute value; means over people."""
+
+    name: np.ndarray  # [N] summed over the name's tokens
+    values: dict[str, np.ndarray]  # attribute -> [N] summed over the value's tokens
+
+    @property
+    def p1(self) -> float:
+        return float(self.name.mean())
+
+    @property
+    def p2_by_attribute(self) -> dict[str, float]:
+        return {a: float(v.mean()) for a, v in self.values.items()}
+
+    @property
+    def p2(self) -> float:
+        return float(sum(self.p2_by_attribute.values()))
+
+
+def _autocast(model: Predictor) -> contextlib.AbstractContextManager:
+    from scaling.model import GPT
+
+    if isinstance(model, GPT):
+        from scaling.train import autocast_for
+
+        return autocast_for(model)
+    return contextlib.nullcontext()
+
+
+def bio_losses(model: Predictor, items: Sequence[BioItem], batch_size: int = 64) -> BioLosses:
+    """Token losses of ``model`` on each biography, summed over the name and over each value's tokens.
+
+    The loss of token t is −log softmax(logits[t−1])[token t] in fp32 (the model sees the biography from
+    its first token, ``<s>``). Biographies of a batch are right-padded; causal attention makes the padding
+    irrelevant to the scored positions.
+    """
+    if not items:
+        raise UserError("no biographies to measure")
+    attrs = list(items[0].value_pos)
+    name = np.zeros(len(items))
+    values = {a: np.zeros(len(items)) for a in attrs}
+    was_training = getattr(model, "training", False)
+    if hasattr(model, "eval"):
+        model.eval()  # type: ignore[union-attr]
+    max_ctx = getattr(getattr(model, "config", None), "seq_len", None)
+    try:
+        with torch.no_grad(), _autocast(model):
+            for lo in range(0, len(items), batch_size):
+                chunk = items[lo : lo + batch_size]
+                length = max(len(it.tokens) for it in chunk)
+                if max_ctx is not None and length - 1 > max_ctx:
+                    raise UserError(f"biographies of {length} tokens exceed the model's context of {max_ctx}")
+                ids = torch.zeros((len(chunk), length), dtype=torch.int64)
+                for b, it in enumerate(chunk):
+                    ids[b, : len(it.tokens)] = torch.tensor(it.tokens)
+                logits = model(ids[:, :-1]).float()
+                nll = -torch.log_softmax(logits, dim=-1).gather(-1, ids[:, 1:, None])[..., 0].double()
+                for b, it in enumerate(chunk):
+                    row = nll[b]
+                    name[lo + b] = float(row[[p - 1 for p in it.name_pos]].sum())
+                    for a in attrs:
+                        values[a][lo + b] = float(row[[p - 1 for p in it.value_pos[a]]].sum())
+    finally:
+        if was_training:
+            model.train()  # type: ignore[union-attr]
+    return BioLosses(name, values)
+
+
+def params_paper(model: torch.nn.Module, used_tokens: np.ndarray | Sequence[int]) -> int:
+    """The paper's parameter count: non-embedding parameters plus the embedding (and, if untied, output
+    head) rows of the tokens that occur in the training data."""
+    d_model = model.wte.weight.shape[1]
+    tied = model.lm_head.weight is model.wte.weight
+    return int(model.n_params() + len(used_tokens) * d_model * (1 if tied else 2))
+
+
+@dataclass
+class CapacityResult:
+    """Knowledge bits of one model on one bioS/bioD world (Allen-Zhu & Li 2024, Definition 4.3)."""
+
+    people: int
+    p1: float
+    p2: float
+    p2_by_attribute: dict[str, float]
+    name_bits: float
+    attribute_bits: float
+    bits: float
+    bits_available: float
+    params_paper: int
+    params_total: int
+    R: float
+    R_total: float
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def measure_capacity(
+    model: torch.nn.Module, source: BioSource, seed: int = 0, batch_size: int = 64
+) -> CapacityResult:
+    """bits, R and R_total of ``model`` on the training people of ``source`` (their first-exposure
+    biographies for training seed ``seed``)."""
+    w: World = source.world
+    losses = bio_losses(model, source.measurement_items(seed), batch_size)
+    name_bits, attr_bits = knowledge_bits(losses.p1, losses.p2, w.n_people, w.n_names, w.attribute_bits)
+    bits = name_bits + attr_bits
+    pp = params_paper(model, source.used_tokens())
+    total = int(model.n_params_total())
+    return CapacityResult(
+        people=w.n_people,
+        p1=losses.p1,
+        p2=losses.p2,
+        p2_by_attribute=losses.p2_by_attribute,
+        name_bits=name_bits,
+        attribute_bits=attr_bits,
+        bits=bits,
+        bits_available=w.bits_available,
+        params_paper=pp,
+        params_total=total,
+        R=bits / pp,
+        R_total=bits / total,
+    )
+
+
+# --------------------------------------------------------------------------------------------------------
+# One sweep run.
+
+BIOS_OPTIONS = ("variant", "junk_ratio", "junk", "domain_token", "bioD", "data_seed")
+VARIANTS = ("bioS", "bioS_simple", "bioD")
+
+
+def make_source(people: int, options: dict[str, Any] | None = None) -> BioSource:
+    """The token source a capacity run trains on: ``options`` as in a sweep spec's [bios] table —
+    variant ("bioS" | "bioS_simple" | "bioD"), junk_ratio, junk ("random" | "repetitive"), domain_token,
+    bioD = [K, C, D, L, T] (bioD only; N = people), data_seed (pools and people; default 0)."""
+    opts = dict(options or {})
+    unknown = set(opts) - set(BIOS_OPTIONS)
+    if unknown:
+        raise UserError(f"unknown bios option(s) {sorted(unknown)}; valid: {list(BIOS_OPTIONS)}")
+    variant = opts.pop("variant", "bioS")
+    seed = int(opts.pop("data_seed", 0))
+    kd = opts.pop("bioD", None)
+    kw = {k: opts[k] for k in ("junk_ratio", "junk", "domain_token") if k in opts}
+    if variant == "bioS":
+        return bioS(people, seed=seed, **kw)
+    if variant == "bioS_simple":
+        return bioS_simple(people, seed=seed, **kw)
+    if variant == "bioD":
+        if kd is None or len(kd) != 5:
+            raise UserError("variant bioD needs bioD = [K, C, D, L, T]")
+        return bioD(people, *(int(x) for x in kd), seed=seed, **kw)
+    raise UserError(f"bios variant must be one of {VARIANTS}, not {variant!r}")
+
+
+def _precision_columns(spec_text: str) -> dict[str, Any]:
+    from scaling.formats import PrecisionSpec
+
+    spec = PrecisionSpec.parse(spec_text)
+    cols: dict[str, Any] = {"precision": spec.name}
+    for kind in ("w", "a", "kv"):
+        fmt = spec.format(kind)
+        cols[f"P_{kind}"] = float(spec.bits(kind))
+        cols[f"fmt_{kind}"] = fmt.name if fmt is not None else ("fp32" if spec.compute == "fp32" else "bf16")
+    return cols
+
+
+def _git_commit() -> str:
+    import subprocess
+    from pathlib import Path
+
+    try:
+        out = subprocess.run(
+            ["git", "rev-parse", "HEAD"],
+            cwd=Path(__file__).resolve().parent,
+            capture_output=True,
+            text=True,
+            timeout=5,
+            check=False,
+        )
+        return out.stdout.strip()
+    except (OSError, subprocess.SubprocessError):
+        return ""
+
+
+def run_bios(run: dict[str, Any], progress: Callable[[int, int, float], None] | None = None) -> list[dict]:
+    """Train one model on bioS(people) for ``exposures`` exposures and return its result-store rows.
+
+    ``run``: ``people``, ``exposures``, optional ``bios`` (see :func:`make_source`), optional ``ptq``
+    (``methods``, ``formats``, ``calib_tokens``), optional ``run_id``, and any ``scaling.train.TrainConfig``
+    field (``n`` or ``d_model``/``n_layers``, ``precision``, ``optimizer``, ``lr``, ``batch_size``,
+    ``seq_len``, ``seed``, ``tie_embeddings`` ...). ``tokens`` is set from people × exposures.
+
+    Rows: one with ``ptq_method = "none"`` and one per (method, format) in ``ptq``; each carries the core
+    columns of docs/design.md plus people, exposures, bits, bits_available, params_paper, R, R_total.
+    """
+    from scaling.formats import parse_format
+    from scaling.train import TrainConfig, evaluate_loss, train
+    from scaling.version import __version__
+
+    run = dict(run)
+    try:
+        people, exposures = int(run.pop("people")), int(run.pop("exposures"))
+    except KeyError as err:
+        raise UserError(f"a bios run needs {err.args[0]!r}") from None
+    if people < 1 or exposures < 1:
+        raise UserError(f"people and exposures must be positive, got {people} and {exposures}")
+    bios_opts = run.pop("bios", None) or {}
+    ptq = run.pop("ptq", None) or {}
+    run_id = str(run.pop("run_id", ""))
+    run.pop("tokens", None)
+    source = make_source(people, bios_opts)
+    seed = int(run.get("seed", 0))
+    run.setdefault("data", f"bios:{source.name}")
+    cfg_probe = TrainConfig(**{**run, "tokens": 1.0})
+    step_tokens = cfg_probe.batch_size * cfg_probe.seq_len
+    # Whole steps covering exactly `exposures` epochs (the last step may start the next epoch by < 1 step).
+    tokens = step_tokens * max(1, round(source.tokens_for(exposures, seed) / step_tokens))
+    cfg = TrainConfig(**{**run, "tokens": float(tokens)})
+
+    start = time.perf_counter()
+    result = train(cfg, source, on_step=progress)
+    model = result.model
+    base = {
+        "run_id": run_id,
+        "task": "bios",
+        "N": result.n_params,
+        "N_total": result.n_params_total,
+        "D": result.tokens,
+        **_precision_columns(cfg.precision),
+        "optimizer": cfg.optimizer,
+        "seed": seed,
+        "flops": result.flops,
+        "cost": result.cost,
+        "status": result.status,
+        "loss": result.val_loss,
+        "wall_time": result.wall_time,
+        "tokens_per_s": result.tokens_per_s,
+        "epochs": result.epochs,
+        "scalefit_version": __version__,
+        "git_commit": _git_commit(),
+        "config_json": json.dumps(
+            {**asdict(cfg), "people": people, "exposures": exposures, "bios": bios_opts}
+        ),
+        "people": people,
+        "exposures": exposures,
+    }
+    diag = {
+        "max_abs_logit": result.max_abs_logit,
+        "softmax_collapse": result.softmax_collapse,
+        "val_curve": result.val_curve,
+        "data": source.provenance(),
+    }
+    if result.status != "ok" or model is None:
+        w = source.world
+        row = {**base, "ptq_method": "none", "P_post": math.nan, "fmt_post": "", "loss_post": math.nan,
+               "delta_ptq": math.nan, "bits": math.nan, "bits_available": w.bits_available,
+               "params_paper": math.nan, "R": math.nan, "R_total": math.nan,
+               "diagnostics_json": json.dumps(diag)}  # fmt: skip
+        return [row]
+
+    def row_for(m: torch.nn.Module, method: str, fmt_name: str, p_post: float, loss_post: float) -> dict:
+        cap = measure_capacity(m, source, seed)
+        d = {
+            **diag,
+            "capacity": cap.to_dict(),
+            "measure_time": time.perf_counter() - start - result.wall_time,
+        }
+        return {
+            **base,
+            "ptq_method": method,
+            "P_post": p_post,
+            "fmt_post": fmt_name,
+            "loss_post": loss_post,
+            "delta_ptq": loss_post - result.val_loss,
+            "bits": cap.bits,
+            "bits_available": cap.bits_available,
+            "params_paper": cap.params_paper,
+            "R": cap.R,
+            "R_total": cap.R_total,
+            "diagnostics_json": json.dumps(d),
+        }
+
+    rows = [row_for(model, "none", "", math.nan, result.val_loss)]
+    methods, formats = tuple(ptq.get("methods", ())), tuple(ptq.get("formats", ()))
+    if methods and formats:
+        from scaling.ptq import calibration_batches, quantize_weights
+
+        val = source.val_batches(cfg.batch_size, cfg.seq_len, cfg.eval_tokens)
+        calib = None
+        if "gptq" in methods:
+            calib = calibration_batches(
+                source, cfg.seq_len, int(ptq.get("calib_tokens", 16384)), cfg.batch_size, seed
+            )
+        for method in methods:
+            for f in formats:
+                fmt = parse_format(f)
+                q = quantize_weights(model, fmt, method, calib if method == "gptq" else None)
+                rows.append(row_for(q, method, fmt.name, float(fmt.bits), evaluate_loss(q, val)))
+    return rows

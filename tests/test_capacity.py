@@ -180,7 +180,7 @@ def test_run_bios_rows():
     run = {
         "people": 16, "exposures": 2, "d_model": 16, "n_layers": 1, "n_heads": 1, "seq_len": 64,
         "batch_size": 4, "precision": "fp32", "tie_embeddings": True, "n_evals": 1, "eval_tokens": 256,
-        "run_id": "t1", "ptq": {"methods": ["rtn"], "formats": ["int8", "int4"]},
+        "run_id": "t1", "threads": 1, "ptq": {"methods": ["rtn"], "formats": ["int8", "int4"]},
     }  # fmt: skip
     rows = run_bios(run)
     assert [r["ptq_method"] for r in rows] == ["none", "rtn", "rtn"]

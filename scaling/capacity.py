@@ -228,24 +228,6 @@ def _precision_columns(spec_text: str) -> dict[str, Any]:
     return cols
 
 
-def _git_commit() -> str:
-    import subprocess
-    from pathlib import Path
-
-    try:
-        out = subprocess.run(
-            ["git", "rev-parse", "HEAD"],
-            cwd=Path(__file__).resolve().parent,
-            capture_output=True,
-            text=True,
-            timeout=5,
-            check=False,
-        )
-        return out.stdout.strip()
-    except (OSError, subprocess.SubprocessError):
-        return ""
-
-
 def run_bios(run: dict[str, Any], progress: Callable[[int, int, float], None] | None = None) -> list[dict]:
     """Train one model on bioS(people) for ``exposures`` exposures and return its result-store rows.
 
@@ -258,8 +240,8 @@ def run_bios(run: dict[str, Any], progress: Callable[[int, int, float], None] | 
     columns of docs/design.md plus people, exposures, bits, bits_available, params_paper, R, R_total.
     """
     from scaling.formats import parse_format
-    from scaling.train import TrainConfig, evaluate_loss, train
-    from scaling.version import __version__
+    from scaling.train import TrainConfig, default_lr, evaluate_loss, train
+    from scaling.version import __version__, git_commit
 
     run = dict(run)
     try:
@@ -274,7 +256,7 @@ def run_bios(run: dict[str, Any], progress: Callable[[int, int, float], None] | 
     run.pop("tokens", None)
     source = make_source(people, bios_opts)
     seed = int(run.get("seed", 0))
-    run.setdefault("data", f"bios:{source.name}")
+    run["data"] = f"bios:{source.name}"  # the source is passed to train() directly
     cfg_probe = TrainConfig(**{**run, "tokens": 1.0})
     step_tokens = cfg_probe.batch_size * cfg_probe.seq_len
     # Whole steps covering exactly `exposures` epochs (the last step may start the next epoch by < 1 step).
@@ -301,10 +283,13 @@ def run_bios(run: dict[str, Any], progress: Callable[[int, int, float], None] | 
         "tokens_per_s": result.tokens_per_s,
         "epochs": result.epochs,
         "scalefit_version": __version__,
-        "git_commit": _git_commit(),
+        "git_commit": git_commit(),
         "config_json": json.dumps(
             {**asdict(cfg), "people": people, "exposures": exposures, "bios": bios_opts}
         ),
+        "lr": cfg.lr if cfg.lr is not None else default_lr(result.n_params),
+        "d_model": result.shape["d_model"],
+        "n_layers": result.shape["n_layers"],
         "people": people,
         "exposures": exposures,
     }

@@ -82,16 +82,18 @@ def plan(spec: SweepSpec) -> list[PlannedRun]:
     base = {**spec.train}
     probe = TrainConfig(**base)  # the fixed fields are valid on their own
     batch, seq = probe.batch_size, probe.seq_len
-    pairs: list[tuple[float, float]] = []  # (target n, tokens)
+    pairs: list[tuple[float, float, tuple[str, ...]]] = []  # (target n, tokens, training precisions)
     if spec.design == "grid":
-        pairs = [(n, d) for n in spec.n for d in (spec.tokens or (0.0,))]
+        for block in spec.grid:
+            precisions = block.precision or spec.precision
+            pairs += [(n, d, precisions) for n in block.n for d in (block.tokens or (0.0,))]
     else:
         for budget in spec.budgets:
             for n in spec.n:
                 shape = TrainConfig(**base, n=n).model_config(vocab_size=256)
                 d = budget / training_flops(shape.n_params, 1.0)
                 if spec.min_tokens <= d <= spec.max_tokens:
-                    pairs.append((n, d))
+                    pairs.append((n, d, spec.precision))
         if not pairs:
             raise UserError(
                 "the isoflop design leaves no run between isoflop.min_tokens and isoflop.max_tokens"
@@ -100,9 +102,13 @@ def plan(spec: SweepSpec) -> list[PlannedRun]:
         list(itertools.product(spec.people, spec.exposures)) if spec.task == "bios" else [(None, None)]
     )
     runs: dict[str, PlannedRun] = {}
-    for (n, d), precision, optimizer, seed, mult, (people, exposures) in itertools.product(
-        pairs, spec.precision, spec.optimizer, spec.seed, spec.lr_mult, bios_axes
-    ):
+    combos = [
+        (n, d, precision, *rest)
+        for n, d, precisions in pairs
+        for precision in precisions
+        for rest in itertools.product(spec.optimizer, spec.seed, spec.lr_mult, bios_axes)
+    ]
+    for n, d, precision, optimizer, seed, mult, (people, exposures) in combos:
         tokens = _round_tokens(d, batch, seq) if d else batch * seq
         cfg = TrainConfig(
             **base,

@@ -12,6 +12,9 @@ design = "grid"              # "grid" (n × tokens) or "isoflop" (per budget C, 
 [grid]                       # design = "grid"
 n = [2e4, 6e4]               # target non-embedding parameters (the shape family picks the shape)
 tokens = [1e5, 3e5]          # training tokens D (rounded to whole optimizer steps)
+# precision = ["bf16"]       # optional: this grid's own training precisions (else axes.precision)
+# A grid may also be several blocks, [[grid]] ... [[grid]], each with its own n, tokens (and precision);
+# the sweep is their union, so non-rectangular designs (e.g. many precisions only at small N) fit one spec.
 
 [isoflop]                    # design = "isoflop"
 budgets = [1e12, 3e12]       # training FLOPs C
@@ -69,7 +72,7 @@ PTQ_METHODS = ("rtn", "gptq")
 # The keys each table accepts (anything else is rejected by name).
 TABLES: dict[str, tuple[str, ...]] = {
     "sweep": ("name", "description", "task", "design"),
-    "grid": ("n", "tokens"),
+    "grid": ("n", "tokens", "precision"),
     "isoflop": ("budgets", "n", "min_tokens", "max_tokens"),
     "axes": ("precision", "optimizer", "seed", "lr_mult", "people", "exposures"),
     "lr": ("rule", "value", "n_ref", "alpha"),
@@ -82,6 +85,15 @@ AXIS_FIELDS = ("n", "tokens", "precision", "optimizer", "seed", "lr", "threads")
 
 
 @dataclass(frozen=True)
+class GridBlock:
+    """Part of a grid design: every n × every tokens value × (its own precisions, else axes.precision)."""
+
+    n: tuple[float, ...]
+    tokens: tuple[float, ...] = ()  # empty for task "bios" (people × exposures decide D)
+    precision: tuple[str, ...] | None = None
+
+
+@dataclass(frozen=True)
 class SweepSpec:
     """A validated sweep spec (see the module docstring for the TOML layout)."""
 
@@ -89,9 +101,9 @@ class SweepSpec:
     description: str = ""
     task: str = "lm"
     design: str = "grid"
-    n: tuple[float, ...] = ()
-    tokens: tuple[float, ...] = ()  # grid design
-    budgets: tuple[float, ...] = ()  # isoflop design
+    grid: tuple[GridBlock, ...] = ()  # grid design
+    n: tuple[float, ...] = ()  # isoflop design: candidate sizes
+    budgets: tuple[float, ...] = ()  # isoflop design: FLOP budgets
     min_tokens: float = 0.0
     max_tokens: float = math.inf
     precision: tuple[str, ...] = ("bf16",)
@@ -160,6 +172,10 @@ def parse_spec(data: dict[str, Any], source: str = "<spec>") -> SweepSpec:
     for table, value in data.items():
         if table not in TABLES:
             raise UserError(f"{where}: unknown table [{table}]; valid tables: {', '.join(TABLES)}")
+        if table == "grid" and isinstance(value, list) and value and all(isinstance(v, dict) for v in value):
+            for block in value:
+                _check_keys(where, "grid", block, TABLES["grid"])
+            continue
         if not isinstance(value, dict):
             raise UserError(f"{where}: {table} must be a table ([{table}]), got {type(value).__name__}")
         if table == "bios":
@@ -169,11 +185,7 @@ def parse_spec(data: dict[str, Any], source: str = "<spec>") -> SweepSpec:
         else:
             allowed = TABLES[table]
         if table != "train":
-            for key in value:
-                if key not in allowed:
-                    raise UserError(
-                        f"{where}: unknown key {table}.{key}; valid keys in [{table}]: {', '.join(allowed)}"
-                    )
+            _check_keys(where, table, value, allowed)
     g = _Getter(data, where)
     if "sweep" not in data or "name" not in data["sweep"]:
         raise UserError(f"{where}: missing sweep.name")
@@ -190,11 +202,12 @@ def parse_spec(data: dict[str, Any], source: str = "<spec>") -> SweepSpec:
     if other in data:
         raise UserError(f"{where}: table [{other}] given but sweep.design = {design!r}")
     if design == "grid":
-        kw["n"] = g.numbers("grid", "n", required=True)
-        if task == "lm":
-            kw["tokens"] = g.numbers("grid", "tokens", required=True)
-        elif "tokens" in data.get("grid", {}):
-            raise UserError(f"{where}: grid.tokens is set by people × exposures for task 'bios'; remove it")
+        if "grid" not in data:
+            raise UserError(f"{where}: missing table [grid] (or [[grid]] blocks) for sweep.design = 'grid'")
+        blocks = data["grid"] if isinstance(data["grid"], list) else [data["grid"]]
+        kw["grid"] = tuple(
+            _grid_block(block, task, where, i if len(blocks) > 1 else None) for i, block in enumerate(blocks)
+        )
     else:
         if task != "lm":
             raise UserError(f"{where}: sweep.design 'isoflop' is only for task 'lm'")
@@ -232,6 +245,30 @@ def parse_spec(data: dict[str, Any], source: str = "<spec>") -> SweepSpec:
     spec = SweepSpec(**kw)
     _check_optimizers(spec, where)
     return spec
+
+
+def _check_keys(where: str, table: str, value: dict[str, Any], allowed: tuple[str, ...]) -> None:
+    for key in value:
+        if key not in allowed:
+            raise UserError(
+                f"{where}: unknown key {table}.{key}; valid keys in [{table}]: {', '.join(allowed)}"
+            )
+
+
+def _grid_block(block: dict[str, Any], task: str, where: str, index: int | None) -> GridBlock:
+    """One grid block: n × tokens, optionally with its own training precisions (overriding axes.precision)."""
+    name = "grid" if index is None else f"grid[{index}]"
+    g = _Getter({name: block}, where)
+    n = g.numbers(name, "n", required=True)
+    tokens: tuple[float, ...] = ()
+    if task == "lm":
+        tokens = g.numbers(name, "tokens", required=True)
+    elif "tokens" in block:
+        raise UserError(f"{where}: {name}.tokens is set by people × exposures for task 'bios'; remove it")
+    precision = None
+    if "precision" in block:
+        precision = tuple(_check_precision(p, where) for p in g.strings(name, "precision", ("bf16",)))
+    return GridBlock(n, tokens, precision)
 
 
 class _Getter:

@@ -1,0 +1,172 @@
+"""Knowledge-capacity benchmark: bits per parameter on bioS at 100 exposures, before and after PTQ.
+
+Allen-Zhu & Li 2024 ("Physics of Language Models 3.3") report about 1 bit/param at 100 exposures for
+models in the saturated regime (more knowledge offered than the model can hold), that int8 PTQ keeps the
+capacity and that int4 loses more than half of it. This script trains the same small GPT (tied embeddings)
+on an under-capacity and a saturating bioS(N) (`scaling.capacity.run_bios`), measures bits, R (the paper's
+parameter count) and R_total, then the same after int8 and int4 weight PTQ (RTN and GPTQ), and optionally
+one quantization-aware (low-precision training) variant of the saturating run.
+
+Usage:
+    python bench/capacity.py [--threads 1] [--people 250,2000] [--exposures 100] [--d-model 32]
+                             [--n-layers 2] [--qat w4a8kv8] [--write docs/benchmarks.md]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import sys
+import time
+from pathlib import Path
+
+import torch
+
+from scaling.capacity import run_bios
+
+SECTION = "## Knowledge capacity"
+
+
+def _run(people: int, args: argparse.Namespace, precision: str) -> list[dict]:
+    run = {
+        "people": people,
+        "exposures": args.exposures,
+        "d_model": args.d_model,
+        "n_layers": args.n_layers,
+        "n_heads": max(1, args.d_model // 32),
+        "seq_len": 128,
+        "batch_size": args.batch_size,
+        "precision": precision,
+        "tie_embeddings": True,
+        "lr": args.lr,
+        "threads": args.threads,
+        "n_evals": 4,
+        "eval_tokens": 8192,
+        "bios": {"variant": args.variant},
+        "ptq": {"methods": ["rtn", "gptq"], "formats": ["int8", "int4"], "calib_tokens": 8192},
+    }
+    t0 = time.perf_counter()
+    rows = run_bios(run)
+    for r in rows:
+        r["bench_seconds"] = time.perf_counter() - t0
+    return rows
+
+
+def _table(rows: list[dict]) -> list[str]:
+    out = [
+        "| people | train precision | PTQ | loss | p1 (nats) | p2 (nats) | bits | bits available "
+        "| params (paper) | R | ΔR vs no PTQ | R_total |",
+        "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |",
+    ]
+    base: dict[tuple, float] = {}
+    for r in rows:
+        cap = json.loads(r["diagnostics_json"])["capacity"]
+        key = (r["people"], r["precision"])
+        if r["ptq_method"] == "none":
+            base[key] = r["R"]
+        ptq = "none" if r["ptq_method"] == "none" else f"{r['ptq_method']} {r['fmt_post']}"
+        delta = "" if r["ptq_method"] == "none" else f"{100 * (r['R'] / base[key] - 1):+.1f}%"
+        out.append(
+            f"| {r['people']} | {r['precision']} | {ptq} | {r['loss_post']:.3f} | {cap['p1']:.2f} | "
+            f"{cap['p2']:.2f} | {r['bits']:,.0f} | {r['bits_available']:,.0f} | {r['params_paper']:,.0f} | "
+            f"{r['R']:.3f} | {delta} | {r['R_total']:.3f} |"
+        )
+    return out
+
+
+def _verdicts(rows: list[dict], saturated_people: int) -> list[str]:
+    sat = [r for r in rows if r["people"] == saturated_people and r["precision"] == "fp32"]
+    none = next(r for r in sat if r["ptq_method"] == "none")
+    lines = [f"- saturated run (N = {saturated_people}): R = {none['R']:.3f} bits/param (goal ≥ 1): "
+             f"{'holds' if none['R'] >= 1 else 'does not hold'}"]  # fmt: skip
+    for method in ("rtn", "gptq"):
+        for fmt, test, goal in (
+            ("int8", lambda d: abs(d) < 0.10, "|ΔR| < 10%"),
+            ("int4", lambda d: d < -0.40, "ΔR < −40%"),
+        ):
+            r = next((x for x in sat if x["ptq_method"] == method and x["fmt_post"] == fmt), None)
+            if r is not None:
+                d = r["R"] / none["R"] - 1
+                lines.append(
+                    f"- {method} {fmt} PTQ: ΔR = {100 * d:+.1f}% (goal {goal}): "
+                    f"{'holds' if test(d) else 'does not hold'}"
+                )
+    return lines
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--threads", type=int, default=1, help="torch CPU threads")
+    ap.add_argument("--people", default="250,2000", help="under-capacity,saturating people counts")
+    ap.add_argument("--exposures", type=int, default=100)
+    ap.add_argument("--d-model", type=int, default=32)
+    ap.add_argument("--n-layers", type=int, default=2)
+    ap.add_argument("--batch-size", type=int, default=32)
+    ap.add_argument(
+        "--lr", type=float, default=None, help="peak learning rate (default: scaling.train.default_lr)"
+    )
+    ap.add_argument("--variant", default="bioS", help="bioS (multi+permute) or bioS_simple")
+    ap.add_argument(
+        "--qat", default="", help="also train the saturating run at this precision (e.g. w4a8kv8)"
+    )
+    ap.add_argument("--write", type=Path, default=None, help="replace this benchmark's section in the file")
+    args = ap.parse_args()
+    torch.set_num_threads(args.threads)
+    people = [int(p) for p in args.people.split(",")]
+    load_before = os.getloadavg()[0]
+    t0 = time.perf_counter()
+    rows: list[dict] = []
+    for n in people:
+        rows += _run(n, args, "fp32")
+        print("\n".join(_table(rows)[-5:]), flush=True)
+    if args.qat:
+        rows += _run(people[-1], args, args.qat)
+        print("\n".join(_table(rows)[-5:]), flush=True)
+    wall = time.perf_counter() - t0
+    r0 = rows[0]
+    machine = (
+        f"{platform.machine()} CPU, {os.cpu_count()} cores shared with other jobs (load average "
+        f"{load_before:.1f} at start, {os.getloadavg()[0]:.1f} at end), {args.threads} torch thread(s), "
+        f"torch {torch.__version__}"
+    )
+    command = "python bench/capacity.py " + " ".join(sys.argv[1:])
+    shape = f"d_model {args.d_model}, {args.n_layers} layers, tied embeddings, N = {r0['N']:,} non-embedding"
+    text = "\n".join(
+        [
+            SECTION,
+            "",
+            f"Machine: {machine}. Command: `{command}`. Wall time: {wall / 60:.1f} min.",
+            "",
+            f"Model: {shape}; {args.variant}(N) with {args.exposures} exposures, AdamW, cosine schedule, "
+            f"batch {args.batch_size} × 128 tokens, fp32 unless stated. R = bits / params counted as the "
+            "paper "
+            "does (non-embedding + embedding rows of tokens that occur); R_total = bits / all params. "
+            "PTQ quantizes every hidden linear weight per output channel (scaling.ptq); the embedding stays "
+            "fp32.",
+            "",
+            *_table(rows),
+            "",
+            *_verdicts(rows, people[-1]),
+            "",
+        ]
+    )
+    print(text)
+    if args.write:
+        _write_section(args.write, text)
+    return 0
+
+
+def _write_section(path: Path, text: str) -> None:
+    """Replace (or append) the "Knowledge capacity" section of a markdown file, leaving the others alone."""
+    old = path.read_text() if path.exists() else "# Benchmarks\n"
+    start = old.find(SECTION)
+    if start != -1:
+        end = old.find("\n## ", start + len(SECTION))
+        old = old[:start] + (old[end + 1 :] if end != -1 else "")
+    path.write_text(old.rstrip() + "\n\n" + text)
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -54,14 +54,16 @@ def format_max(fmt: NumberFormat) -> float:
 def absmax_scale(x: torch.Tensor, fmt: NumberFormat, axis: int | None = None) -> torch.Tensor:
     """fp32 scale s = max(max|x| / format_max(fmt), 2^-126): a 0-d tensor for `axis=None`, else one per
     index of `axis` (shaped to broadcast against `x`). NaN anywhere in a group gives a NaN scale."""
-    xf = x.float()
     if axis is None:
-        lo, hi = torch.aminmax(xf)  # one pass, no temporary (x.abs().amax() allocates a full copy)
+        lo, hi = torch.aminmax(x)  # one pass, no temporary (x.abs().amax() allocates a full copy)
         amax = torch.maximum(hi, -lo)
     else:
         dims = [d for d in range(x.ndim) if d != axis % x.ndim]
-        amax = xf.abs().amax(dim=dims, keepdim=True)
-    return (amax / format_max(fmt)).clamp_(min=MIN_SCALE)
+        amax = x.abs().amax(dim=dims, keepdim=True)
+    # max|x| is exact in x's own dtype. Divide by a tensor, not a Python number: on CUDA, torch turns
+    # division by a CPU scalar into multiplication by its reciprocal, which can differ in the last bit.
+    amax = amax.float()
+    return (amax / amax.new_full((), format_max(fmt))).clamp_(min=MIN_SCALE)
 
 
 def _round_to_format_(y: torch.Tensor, fmt: FloatFormat, sign: torch.Tensor, saturate: bool) -> torch.Tensor:
@@ -106,9 +108,8 @@ def fake_quant_reference(
     `scale` defaults to `absmax_scale(x, fmt, axis)`; the mask (bool, True = gradient passes) is
     computed only if `need_mask`. One temporary the size of `x`, updated in place.
     """
-    xf = x.float()
-    s = absmax_scale(xf, fmt, axis) if scale is None else scale.float()
-    y = xf * (1.0 / s)
+    s = absmax_scale(x, fmt, axis) if scale is None else scale.float()
+    y = x * (1.0 / s) if x.dtype == torch.float32 else x.float().mul_(1.0 / s)  # y: the one temporary
     mask = None
     if isinstance(fmt, IntFormat):
         y.round_()
@@ -119,7 +120,7 @@ def fake_quant_reference(
     elif isinstance(fmt, FloatFormat):
         if need_mask:
             mask = round_to_format(y, fmt, saturate=False).abs_() <= fmt.max
-        _round_to_format_(y, fmt, xf, saturate=True)
+        _round_to_format_(y, fmt, x, saturate=True)
     else:
         raise TypeError(f"not a number format: {fmt!r}")
     return y.mul_(s), mask

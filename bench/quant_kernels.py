@@ -228,8 +228,8 @@ def main() -> int:
     if device == "cpu":
         lines += [
             "No GPU here, so these are the torch reference's numbers on the CPU (the path CPU sweeps use; "
-            "one temporary, updated in place); on a machine shared with other jobs (see the load average) they "
-            "are rough: repeated runs differ by up to 2x. The Triton kernels are not measured: run "
+            "one temporary, updated in place); on a machine shared with other jobs (see the load average) "
+            "they are rough: repeated runs differ by up to 2x. The Triton kernels are not measured: run "
             "`python bench/quant_kernels.py --write docs/benchmarks.md` on a CUDA machine for them "
             "(goals: >= 70% of copy bandwidth, w4a8kv8 step <= 1.10 x bf16).",
             "",

@@ -212,6 +212,9 @@ def test_ptq_of_a_weight_quantized_model_starts_from_its_effective_weights() -> 
     layer, qlayer = model.blocks[0].mlp.up, q.blocks[0].mlp.up
     expected = fake_quant(fake_quant(layer.weight, IntFormat(4), axis=0), IntFormat(8), axis=0)
     assert torch.equal(qlayer.weight, expected) and qlayer.a_fmt == IntFormat(8)
+    # PTQ to the training format leaves the trained model's weights (δ_PTQ = 0 up to rounding)
+    same = quantize_weights(model, IntFormat(4)).blocks[0].mlp.up.weight
+    torch.testing.assert_close(same, fake_quant(layer.weight, IntFormat(4), axis=0), rtol=1e-6, atol=0)
 
 
 def test_gptq_model_is_sequential_and_beats_rtn_layerwise(trained: GPT, corpus: ArrayTokenSource) -> None:

@@ -18,6 +18,7 @@ in well under 2 s); the torch code that applies these formats lives in `scaling.
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import re
 from dataclasses import dataclass
@@ -148,7 +149,7 @@ NumberFormat = IntFormat | FloatFormat
 VALID_FORMS = (
     "bf16 | fp32 | w<b>a<b>kv<b> or any subset (e.g. w4a8kv8, w4, a8kv4; b in 2..16) | int<b> | "
     + " | ".join(FLOAT_FORMATS)
-    + " | a mix such as w:fp4-e2m1,a:int8,kv:fp8-e4m3"
+    + " | a mix such as w:fp4-e2m1,a:int8,kv:fp8-e4m3; quantized specs take an @fp32 or @bf16 suffix"
 )
 
 _INT_RE = re.compile(r"int(\d+)")
@@ -170,8 +171,9 @@ def parse_format(text: str) -> NumberFormat:
 class PrecisionSpec:
     """Which format each tensor kind is fake-quantized to, and the matmul dtype.
 
-    `w`, `a`, `kv`: a NumberFormat or None (not quantized). `compute`: "bf16" or "fp32" (the latter only
-    for the spec `fp32`). Build one with `PrecisionSpec.parse(text)`; `name` is the canonical text.
+    `w`, `a`, `kv`: a NumberFormat or None (not quantized). `compute`: "bf16" or "fp32", the dtype of the
+    matmuls and of every tensor that is not fake-quantized; a quantized spec takes it from an `@fp32` /
+    `@bf16` suffix (default bf16). Build one with `PrecisionSpec.parse(text)`; `name` is the canonical text.
     """
 
     w: NumberFormat | None = None
@@ -182,8 +184,6 @@ class PrecisionSpec:
     def __post_init__(self) -> None:
         if self.compute not in COMPUTE_DTYPES:
             raise UserError(f"compute dtype must be one of {COMPUTE_DTYPES}, got {self.compute!r}")
-        if self.compute == "fp32" and self.quantized:
-            raise UserError("fp32 compute is only available for the unquantized spec 'fp32'")
 
     @property
     def quantized(self) -> bool:
@@ -210,11 +210,12 @@ class PrecisionSpec:
         if not self.quantized:
             return self.compute
         used = {k: f for k, f in fmts.items() if f is not None}
+        suffix = "@fp32" if self.compute == "fp32" else ""
         if all(isinstance(f, IntFormat) for f in used.values()):
-            return "".join(f"{k}{f.bits}" for k, f in used.items())
+            return "".join(f"{k}{f.bits}" for k, f in used.items()) + suffix
         if len(used) == 3 and len(set(used.values())) == 1:
-            return next(iter(used.values())).name
-        return ",".join(f"{k}:{f.name}" for k, f in used.items())
+            return next(iter(used.values())).name + suffix
+        return ",".join(f"{k}:{f.name}" for k, f in used.items()) + suffix
 
     def __str__(self) -> str:
         return self.name
@@ -232,6 +233,11 @@ class PrecisionSpec:
 
     @classmethod
     def _parse(cls, t: str) -> PrecisionSpec:
+        t, at, compute = (s.strip() for s in t.partition("@"))
+        if at:
+            if compute not in COMPUTE_DTYPES or t in COMPUTE_DTYPES:
+                raise UserError(f"'@{compute}' must be @bf16 or @fp32 after a quantized spec")
+            return dataclasses.replace(cls._parse(t), compute=compute)
         if t in COMPUTE_DTYPES:
             return cls(compute=t)
         if ":" in t:

@@ -88,7 +88,16 @@ def test_parse_format_and_errors():
     with pytest.raises(UserError):
         PrecisionSpec.parse("bf16").bits("q")
     with pytest.raises(UserError):
-        PrecisionSpec(w=IntFormat(4), compute="fp32")
+        PrecisionSpec(w=IntFormat(4), compute="fp16")
+    with pytest.raises(UserError):
+        PrecisionSpec.parse("bf16@fp32")
+
+
+def test_compute_suffix_sets_the_matmul_dtype_and_unquantized_bits():
+    spec = PrecisionSpec.parse("w4a8@fp32")
+    assert spec.compute == "fp32" and spec.name == "w4a8@fp32" and PrecisionSpec.parse(spec.name) == spec
+    assert [spec.bits(k) for k in ("w", "a", "kv")] == [4.0, 8.0, 32.0]
+    assert PrecisionSpec.parse("w4a8").bits("kv") == 16.0 and PrecisionSpec.parse("w4a8@bf16").name == "w4a8"
 
 
 def test_formats_import_without_torch():

@@ -74,7 +74,7 @@ class ModelConfig:
         for n_layers in range(1, 97):
             width = head_dim * round(math.sqrt(n / (12 * n_layers)) / head_dim)  # N ≈ 12·L·d² (4·d MLP)
             for d_model in {max(head_dim, width + k * head_dim) for k in (-1, 0, 1)}:
-                d_ff = 4 * d_model if mlp == "gelu" else 16 * math.ceil(8 * d_model / 3 / 16)
+                d_ff = default_d_ff(d_model, mlp)
                 cfg = cls(
                     d_model=d_model, n_layers=n_layers, n_heads=d_model // head_dim, d_ff=d_ff, mlp=mlp, **kw
                 )
@@ -83,6 +83,11 @@ class ModelConfig:
                 )
         closest = min(s[0] for s in shapes)
         return min((s for s in shapes if s[0] <= closest + 0.03), key=lambda s: s[1])[2]
+
+
+def default_d_ff(d_model: int, mlp: str) -> int:
+    """4·d_model for GELU; the parameter-matched ≈ 8/3·d_model (a multiple of 16) for SwiGLU."""
+    return 4 * d_model if mlp == "gelu" else 16 * math.ceil(8 * d_model / 3 / 16)
 
 
 class RMSNorm(nn.Module):

@@ -27,9 +27,35 @@ from scaling.errors import UserError
 from scaling.flops import precision_cost, training_flops
 from scaling.formats import PrecisionSpec
 from scaling.losses import LOSSES, softmax_collapse_fraction, token_loss
-from scaling.model import GPT, ModelConfig, QLinear
+from scaling.model import GPT, ModelConfig, QLinear, default_d_ff
 
 OPTIMIZERS = ("adamw", "muon")
+
+
+def native_bf16() -> bool:
+    """Whether bf16 matmuls run natively (CUDA with bf16, or a CPU with AVX-512-BF16/AMX through oneDNN).
+
+    On a CPU without them (e.g. AVX2-only), torch emulates bf16 matmuls 10-50x slower than fp32.
+    """
+    if torch.cuda.is_available():
+        return torch.cuda.is_bf16_supported()
+    try:
+        return bool(torch.ops.mkldnn._is_mkldnn_bf16_supported())
+    except (AttributeError, RuntimeError):
+        return False
+
+
+def resolve_precision(text: str) -> PrecisionSpec:
+    """Parse a precision spec, choosing the compute dtype of a quantized spec that names none.
+
+    `bf16` and `fp32` mean what they say. A quantized spec without an `@bf16`/`@fp32` suffix computes in
+    bf16 where bf16 matmuls are native and in fp32 elsewhere; the resolved name (e.g. `w4a8kv8@fp32`) is
+    what results record, and its unquantized kinds count 32 bits instead of 16 in `bits()`.
+    """
+    spec = PrecisionSpec.parse(text)
+    if spec.quantized and "@" not in text and not native_bf16():
+        spec = dataclasses.replace(spec, compute="fp32")
+    return spec
 
 
 def default_lr(n_params: float) -> float:
@@ -90,11 +116,11 @@ class TrainConfig:
             seq_len=self.seq_len,
             mlp=self.mlp,
             tie_embeddings=self.tie_embeddings,
-            precision=PrecisionSpec.parse(self.precision),
+            precision=resolve_precision(self.precision),
         )
         if self.d_model is not None and self.n_layers is not None:
             n_heads = self.n_heads or max(1, self.d_model // 32)
-            d_ff = self.d_ff or (4 * self.d_model if self.mlp == "gelu" else 16 * math.ceil(self.d_model / 6))
+            d_ff = self.d_ff or default_d_ff(self.d_model, self.mlp)
             return ModelConfig(
                 d_model=self.d_model, n_layers=self.n_layers, n_heads=n_heads, d_ff=d_ff, **common
             )
@@ -116,6 +142,7 @@ class EvalStats:
 @dataclass
 class RunResult:
     config: TrainConfig
+    precision: str  # the resolved spec actually trained, e.g. "w4a8kv8@fp32" (see resolve_precision)
     status: str  # "ok" | "diverged"
     val_loss: float
     best_val_loss: float
@@ -281,6 +308,7 @@ def train(
     finite_vals = [v for _, v in val_curve if math.isfinite(v)]
     return RunResult(
         config=cfg,
+        precision=spec.name,
         status=status,
         val_loss=final.loss,
         best_val_loss=min(finite_vals) if finite_vals else math.nan,

@@ -11,7 +11,7 @@ import torch
 
 from scaling.data import ArrayTokenSource
 from scaling.errors import UserError
-from scaling.train import TrainConfig, evaluate_loss, lr_factor, train
+from scaling.train import TrainConfig, evaluate_loss, lr_factor, native_bf16, resolve_precision, train
 
 
 @pytest.fixture(scope="module")
@@ -28,6 +28,7 @@ def toy() -> ArrayTokenSource:
 
 def small(**kw) -> TrainConfig:
     base = dict(
+        precision="fp32",
         d_model=32,
         n_layers=2,
         n_heads=2,
@@ -74,8 +75,19 @@ def test_muon_keeps_fp32_state_and_covers_hidden_weights(toy: ArrayTokenSource) 
 
 
 def test_low_precision_training_costs_loss(toy: ArrayTokenSource) -> None:
-    bf16, w2 = train(small(precision="bf16"), toy), train(small(precision="w2a4"), toy)
+    bf16, w2 = (
+        train(small(precision="bf16", tokens=20_000), toy),
+        train(small(precision="w2a4@bf16", tokens=20_000), toy),
+    )
+    assert bf16.precision == "bf16" and w2.precision == "w2a4"
     assert w2.status == "ok" and w2.val_loss > bf16.val_loss
+
+
+def test_quantized_specs_compute_in_bf16_only_where_it_is_native() -> None:
+    spec = resolve_precision("w4a8kv8")
+    assert spec.compute == ("bf16" if native_bf16() else "fp32")
+    assert resolve_precision("w4a8kv8@bf16").compute == "bf16" and resolve_precision("bf16").compute == "bf16"
+    assert resolve_precision("w4@fp32").bits("a") == 32.0
 
 
 def test_divergence_is_recorded_not_raised(toy: ArrayTokenSource) -> None:

@@ -261,7 +261,7 @@ def triton_fake_quant(
     if scale is None and axis is not None:
         rows = xc.shape[0]
         cols = n // rows
-        row_block = min(triton.next_power_of_2(max(cols, 1)), MAX_ROW_BLOCK)
+        row_block = min(max(triton.next_power_of_2(cols), 16), MAX_ROW_BLOCK)
         _rows_kernel[(rows,)](
             xc, out_bits, cols, **consts, ROW_BLOCK=row_block, SINGLE=cols <= row_block,
             num_warps=min(max(row_block // 256, 1), 8), enable_fp_fusion=False,

@@ -25,6 +25,7 @@ if not kernels.INTERPRET:  # imported earlier in this process without the interp
 # numpy warns about inf * 0 and 1 / 0 inside the interpreter: the inf/NaN cases do that on purpose
 pytestmark = pytest.mark.filterwarnings("ignore::RuntimeWarning:triton.*")
 
+DEFAULT_BLOCKS = {"BLOCK": kernels.BLOCK, "MAX_ROW_BLOCK": kernels.MAX_ROW_BLOCK}
 ALL_FORMATS = [IntFormat(b) for b in range(2, 17)] + list(FLOAT_FORMATS.values())
 
 
@@ -81,6 +82,18 @@ def test_low_precision_inputs(fmt, dtype):
     x = _x((6, 37), seed=3, dtype=dtype)
     check(x, fmt, axis=None)
     check(x, fmt, axis=0)
+
+
+@pytest.mark.parametrize("fmt", [IntFormat(4), FLOAT_FORMATS["fp6-e3m2"]], ids=str)
+def test_default_block_sizes_and_strided_input(fmt, monkeypatch):
+    """The block sizes used on the GPU (rows in registers, several per-tensor programs); a transposed view."""
+    for name, value in DEFAULT_BLOCKS.items():
+        monkeypatch.setattr(kernels, name, value)
+    x = _x((3, 1500), seed=7)
+    check(x, fmt, axis=None)
+    check(x, fmt, axis=0)
+    check(x.t(), fmt, axis=1)  # per-row of the underlying tensor, through a transposed view
+    check(x.t(), fmt, axis=None)
 
 
 @pytest.mark.parametrize("fmt", ALL_FORMATS, ids=str)

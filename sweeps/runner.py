@@ -127,6 +127,6 @@ def _ptq_row(
         "P_post": math.nan if fmt is None else float(fmt.bits),
         "fmt_post": "" if fmt is None else fmt.name,
         "loss_post": loss_post,
-        "delta_ptq": loss_post - loss if fmt is not None else (0.0 if math.isfinite(loss) else math.nan),
+        "delta_ptq": loss_post - loss if fmt is not None else 0.0,
         "diagnostics_json": json.dumps({**diagnostics, "ptq_seconds": seconds}, allow_nan=True),
     }

@@ -10,7 +10,7 @@ Measures, in one run on a CUDA device:
 - end-to-end training step time (forward, backward, AdamW) of a ~20M-parameter model in bf16 autocast and
   in w4a8kv8 with the Triton kernels and with the torch reference. Goals: kernels >= 70% of copy
   bandwidth; w4a8kv8 step time <= 1.10 x bf16.
-Timing: `triton.testing.do_bench` (median, L2 flushed between repetitions).
+Timing: `triton.testing.do_bench` (median, L2 flushed between repetitions); on the CPU best of 15 calls.
 
 Without a CUDA device the script prints why and exits with code 2 (nothing measured), unless `--cpu` is
 given: then it times the torch reference against CPU copy bandwidth (the path every CPU sweep uses) and a
@@ -40,7 +40,7 @@ FORMATS: list[NumberFormat] = [IntFormat(4), IntFormat(8), *FLOAT_FORMATS.values
 
 
 def timer(device: str) -> Callable[[Callable[[], object]], float]:
-    """Median seconds per call of a function on `device`."""
+    """Seconds per call of a function on `device`: median on CUDA, best of 15 on the (shared) CPU."""
     if device == "cuda":
         import triton.testing
 
@@ -53,7 +53,7 @@ def timer(device: str) -> Callable[[Callable[[], object]], float]:
             t0 = time.perf_counter()
             fn()
             times.append(time.perf_counter() - t0)
-        return statistics.median(times)
+        return min(times)  # other jobs on the machine only ever add time
 
     return cpu_time
 
@@ -227,9 +227,9 @@ def main() -> int:
     lines = [SECTION, "", f"Machine: {machine}. Command: `{command}`.", ""]
     if device == "cpu":
         lines += [
-            "No GPU here, so these are the torch reference's numbers on the CPU (the path CPU sweeps use; "
-            "one temporary, updated in place); on a machine shared with other jobs (see the load average) "
-            "they are rough: repeated runs differ by up to 2x. The Triton kernels are not measured: run "
+            "No GPU here, so these are the torch reference's numbers on the CPU (the path CPU sweeps use: "
+            "one temporary, updated in place), best of 15 calls; the machine is shared with other jobs "
+            "(see the load average), so treat them as rough. The Triton kernels are not measured: run "
             "`python bench/quant_kernels.py --write docs/benchmarks.md` on a CUDA machine for them "
             "(goals: >= 70% of copy bandwidth, w4a8kv8 step <= 1.10 x bf16).",
             "",

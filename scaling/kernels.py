@@ -117,7 +117,9 @@ if triton is not None:
 
     @triton.jit
     def _round_magnitude(a, E_LO: tl.constexpr, E_HI: tl.constexpr, MAN: tl.constexpr):
-        """Round a >= 0 to the float format's grid (see scaling.quant.round_to_format for the method)."""
+        """Round a >= 0 to the float format's grid: with E = exponent of a clamped to [emin, emax], adding
+        c = 2^23 · 2^(E - MAN) rounds a to a multiple of 2^(E - MAN) (the fp32 spacing in [c, 2c)) with
+        ties to even, and subtracting c is exact. Same result as scaling.quant.round_to_format."""
         e = a.to(tl.int32, bitcast=True) >> 23
         e = tl.where(e < E_LO, E_LO, tl.where(e > E_HI, E_HI, e))
         c = ((e + (23 - MAN)) << 23).to(tl.float32, bitcast=True)

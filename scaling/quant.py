@@ -66,15 +66,15 @@ def absmax_scale(x: torch.Tensor, fmt: NumberFormat, axis: int | None = None) ->
     return (amax / amax.new_full((), format_max(fmt))).clamp_(min=MIN_SCALE)
 
 
-def _round_to_format_(y: torch.Tensor, fmt: FloatFormat, sign: torch.Tensor, saturate: bool) -> torch.Tensor:
-    """In-place core of `round_to_format`: overwrites fp32 `y` with the rounded value, signed as `sign`."""
-    y.abs_()
+def _round_to_format_(y: torch.Tensor, fmt: FloatFormat, saturate: bool) -> torch.Tensor:
+    """In-place core of `round_to_format`: overwrites fp32 `y` with its rounded value and returns it."""
     if saturate:
-        y.clamp_(max=fmt.max)
-    c = y.view(torch.int32) >> 23  # biased fp32 exponent of |y|
-    c.clamp_(fmt.emin + 127, fmt.emax + 127).add_(23 - fmt.man_bits).bitwise_left_shift_(23)
-    c = c.view(torch.float32)  # c = 2^23 · u,  u = 2^(E - man_bits)
-    return y.add_(c).sub_(c).copysign_(sign)
+        y.clamp_(-fmt.max, fmt.max)
+    u = y.view(torch.int32) & 0x7F800000  # 2^E: the exponent bits of |y|
+    lo, hi = ((e - fmt.man_bits + 127) << 23 for e in (fmt.emin, fmt.emax))
+    u.sub_(fmt.man_bits << 23).clamp_(lo, hi)
+    u = u.view(torch.float32)  # u = 2^(E - man_bits), E clamped to [emin, emax]
+    return y.div_(u).round_().mul_(u)
 
 
 def round_to_format(y: torch.Tensor, fmt: FloatFormat, saturate: bool = True) -> torch.Tensor:
@@ -82,10 +82,9 @@ def round_to_format(y: torch.Tensor, fmt: FloatFormat, saturate: bool = True) ->
 
     With `saturate`, magnitudes beyond the format's max become ±max; without it they round as if the
     exponent range were unbounded above (used to tell whether a value lies inside the range).
-    Method: with E = the fp32 exponent of |y| clamped to [emin, emax] of the format, the spacing of the
-    format's values near |y| is u = 2^(E - man_bits); adding c = 2^23 · u in fp32 rounds |y| to a multiple
-    of u with ties to even (the spacing of fp32 numbers in [c, 2c) is u), and subtracting c is exact.
-    NaN stays NaN; the sign (including that of zero) is kept.
+    Method: with E = the fp32 exponent of |y| clamped to [emin, emax] of the format, the format's values
+    near |y| are the multiples of u = 2^(E - man_bits); y / u is exact (u is a power of two), `round` is
+    round-half-to-even, and multiplying back by u is exact. NaN stays NaN; the sign (also of zero) is kept.
 
     This is exact for every format, fp8 included: tests/test_formats.py checks it against every
     representable value, a float64 nearest-even search, and torch's float8_e4m3fn / float8_e5m2 casts.
@@ -93,7 +92,7 @@ def round_to_format(y: torch.Tensor, fmt: FloatFormat, saturate: bool = True) ->
     """
     if y.dtype != torch.float32:
         raise TypeError(f"round_to_format needs float32, got {y.dtype}")
-    return _round_to_format_(y.clone(), fmt, y, saturate)
+    return _round_to_format_(y.clone(), fmt, saturate)
 
 
 def fake_quant_reference(
@@ -120,7 +119,7 @@ def fake_quant_reference(
     elif isinstance(fmt, FloatFormat):
         if need_mask:
             mask = round_to_format(y, fmt, saturate=False).abs_() <= fmt.max
-        _round_to_format_(y, fmt, x, saturate=True)
+        _round_to_format_(y, fmt, saturate=True)
     else:
         raise TypeError(f"not a number format: {fmt!r}")
     return y.mul_(s), mask

@@ -5,7 +5,7 @@ models in the saturated regime (more knowledge offered than the model can hold),
 capacity and that int4 loses more than half of it. This script trains the same small GPT (tied embeddings)
 on an under-capacity and a saturating bioS(N) (`scaling.capacity.run_bios`), measures bits, R (the paper's
 parameter count) and R_total, then the same after int8 and int4 weight PTQ (RTN and GPTQ), and optionally
-one quantization-aware (low-precision training) variant of the saturating run.
+one quantization-aware (low-precision training) variant of the first (smaller) run.
 
 Usage:
     python bench/capacity.py [--threads 1] [--people 250,2000] [--exposures 100] [--d-model 32]
@@ -57,8 +57,8 @@ def _run(people: int, args: argparse.Namespace, precision: str) -> list[dict]:
 def _table(rows: list[dict]) -> list[str]:
     out = [
         "| people | train precision | PTQ | loss | p1 (nats) | p2 (nats) | bits | bits available "
-        "| params (paper) | R | ΔR vs no PTQ | R_total |",
-        "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |",
+        "| params (paper) | R | ΔR vs no PTQ | R_total | bits / N |",
+        "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |",
     ]
     base: dict[tuple, float] = {}
     for r in rows:
@@ -71,7 +71,7 @@ def _table(rows: list[dict]) -> list[str]:
         out.append(
             f"| {r['people']} | {r['precision']} | {ptq} | {r['loss_post']:.3f} | {cap['p1']:.2f} | "
             f"{cap['p2']:.2f} | {r['bits']:,.0f} | {r['bits_available']:,.0f} | {r['params_paper']:,.0f} | "
-            f"{r['R']:.3f} | {delta} | {r['R_total']:.3f} |"
+            f"{r['R']:.3f} | {delta} | {r['R_total']:.3f} | {r['bits'] / r['N']:.2f} |"
         )
     return out
 
@@ -103,13 +103,13 @@ def main() -> int:
     ap.add_argument("--exposures", type=int, default=100)
     ap.add_argument("--d-model", type=int, default=32)
     ap.add_argument("--n-layers", type=int, default=2)
-    ap.add_argument("--batch-size", type=int, default=32)
+    ap.add_argument("--batch-size", type=int, default=16, help="sequences of 128 tokens per step")
     ap.add_argument(
         "--lr", type=float, default=None, help="peak learning rate (default: scaling.train.default_lr)"
     )
     ap.add_argument("--variant", default="bioS", help="bioS (multi+permute) or bioS_simple")
     ap.add_argument(
-        "--qat", default="", help="also train the saturating run at this precision (e.g. w4a8kv8)"
+        "--qat", default="", help="also train the first people count at this precision (e.g. w4a8kv8)"
     )
     ap.add_argument("--write", type=Path, default=None, help="replace this benchmark's section in the file")
     args = ap.parse_args()
@@ -122,7 +122,7 @@ def main() -> int:
         rows += _run(n, args, "fp32")
         print("\n".join(_table(rows)[-5:]), flush=True)
     if args.qat:
-        rows += _run(people[-1], args, args.qat)
+        rows += _run(people[0], args, args.qat)
         print("\n".join(_table(rows)[-5:]), flush=True)
     wall = time.perf_counter() - t0
     r0 = rows[0]
@@ -142,7 +142,8 @@ def main() -> int:
             f"Model: {shape}; {args.variant}(N) with {args.exposures} exposures, AdamW, cosine schedule, "
             f"batch {args.batch_size} × 128 tokens, fp32 unless stated. R = bits / params counted as the "
             "paper "
-            "does (non-embedding + embedding rows of tokens that occur); R_total = bits / all params. "
+            "does (non-embedding + embedding rows of tokens that occur); R_total = bits / all params; "
+            "bits / N divides by the non-embedding parameters only. "
             "PTQ quantizes every hidden linear weight per output channel (scaling.ptq); the embedding stays "
             "fp32.",
             "",

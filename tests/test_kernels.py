@@ -11,13 +11,14 @@ import sys
 import pytest
 import torch
 
+_saved_env = os.environ.get("TRITON_INTERPRET")
 os.environ["TRITON_INTERPRET"] = "1"  # must precede the kernels' definition (import of scaling.kernels)
 pytest.importorskip("triton")
 
-from scaling import kernels
-from scaling.errors import UserError
-from scaling.formats import FLOAT_FORMATS, IntFormat
-from scaling.quant import fake_quant, fake_quant_reference, format_max
+from scaling import kernels  # noqa: E402
+from scaling.errors import UserError  # noqa: E402
+from scaling.formats import FLOAT_FORMATS, IntFormat  # noqa: E402
+from scaling.quant import fake_quant, fake_quant_reference, format_max  # noqa: E402
 
 if not kernels.INTERPRET:  # imported earlier in this process without the interpreter
     kernels = importlib.reload(sys.modules["scaling.kernels"])
@@ -27,6 +28,16 @@ pytestmark = pytest.mark.filterwarnings("ignore::RuntimeWarning:triton.*")
 
 DEFAULT_BLOCKS = {"BLOCK": kernels.BLOCK, "MAX_ROW_BLOCK": kernels.MAX_ROW_BLOCK}
 ALL_FORMATS = [IntFormat(b) for b in range(2, 17)] + list(FLOAT_FORMATS.values())
+
+
+@pytest.fixture(autouse=True, scope="module")
+def interpreter_env():
+    """The interpreter reads TRITON_INTERPRET at launch too; restore the environment after this module."""
+    yield
+    if _saved_env is None:
+        os.environ.pop("TRITON_INTERPRET", None)
+    else:
+        os.environ["TRITON_INTERPRET"] = _saved_env
 
 
 @pytest.fixture(autouse=True)

@@ -3,9 +3,10 @@
 The kernels compute exactly what `scaling.quant.fake_quant_reference` computes (the formulas are in
 `scaling.quant`): absmax scale s = max(max|x| / format_max, 2^-126), y = x · fl(1/s), y rounded to the
 format (integers: round half to even and clamp; floats: round to nearest even with subnormals and
-saturation), x̂ = q · s, written in the input dtype. They agree with it bit for bit (tests/test_kernels.py,
-run in the Triton interpreter), so a sweep gives the same numbers on the GPU path as on the CPU path up to
-the usual matmul nondeterminism. Rules that make that true:
+saturation), x̂ = q · s, written in the input dtype. They agree with it bit for bit (tests/test_kernels.py
+runs them in the Triton interpreter, and compiles them for sm_80 to check the PTX has no FMA, only IEEE
+fp32 division and no flush-to-zero), so the GPU path quantizes exactly as the CPU path does; sweeps
+differ between the two only through matmul and reduction order. Rules that make that true:
 
 - every division is IEEE round-to-nearest (`tl.math.div_rn`, Triton's `/` may be approximate), and
   floating-point contraction is off (`enable_fp_fusion=False`: an FMA would skip the rounding of x · fl(1/s));
@@ -105,10 +106,14 @@ if "SCALEFIT_QUANT_BACKEND" in os.environ:
 if triton is not None:
 
     @triton.jit
-    def _absmax(x):
-        """max|x| of a block with NaN read as +inf (so the group's scale, and output, become inf/NaN)."""
+    def _magnitude(x):
+        """|x| with NaN read as +inf (so the group's scale, and its output, become inf / NaN)."""
         a = tl.abs(x)
-        return tl.max(tl.where(a == a, a, float("inf")), 0)
+        return tl.where(a == a, a, float("inf"))
+
+    @triton.jit
+    def _absmax(x):
+        return tl.max(_magnitude(x), 0)
 
     @triton.jit
     def _scale(amax, DIVISOR: tl.constexpr, MIN_SCALE: tl.constexpr):
@@ -176,12 +181,12 @@ if triton is not None:
             v, _ = _quant_dequant(x, s, IS_INT, QMIN, QMAX, FMAX, E_LO, E_HI, MAN, False)
             _store(out_ptr + row, cols, v, m, OUT_BF16)
         else:
-            amax = 0.0
+            acc = tl.zeros((ROW_BLOCK,), dtype=tl.float32)
             for start in range(0, C, ROW_BLOCK):
                 m = start + cols < C
                 x = tl.load(x_ptr + row + start + cols, mask=m, other=0.0).to(tl.float32)
-                amax = tl.maximum(amax, _absmax(x))
-            s = _scale(amax, DIVISOR, MIN_SCALE)
+                acc = tl.maximum(acc, _magnitude(x))
+            s = _scale(tl.max(acc, 0), DIVISOR, MIN_SCALE)
             for start in range(0, C, ROW_BLOCK):
                 m = start + cols < C
                 x = tl.load(x_ptr + row + start + cols, mask=m, other=0.0).to(tl.float32)

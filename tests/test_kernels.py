@@ -186,3 +186,56 @@ def test_backend_switch(monkeypatch):
         with pytest.raises(UserError, match="triton cannot be imported"):
             fake_quant(x, IntFormat(8))
     assert kernels.get_backend() == "auto"
+
+
+COMPILE_SCRIPT = r"""
+import json, re
+import triton
+from triton.backends.compiler import GPUTarget
+from triton.compiler import ASTSource
+from scaling import kernels as K
+from scaling.formats import IntFormat, FLOAT_FORMATS
+
+F32, BF16 = {"x_ptr": "*fp32", "out_ptr": "*fp32"}, {"x_ptr": "*bf16", "out_ptr": "*i16"}
+APPLY = {"mask_ptr": "*u8", "N": "i32", "C": "i32"}
+NO_MASK = {"FROM_AMAX": True, "PER_ROW": False, "NEED_MASK": False}
+MASK = {"FROM_AMAX": False, "PER_ROW": True, "NEED_MASK": True}
+out = {}
+for fmt in (IntFormat(8), FLOAT_FORMATS["fp8-e4m3"]):
+    c = K._format_constants(fmt)
+    cases = {
+        "rows": (K._rows_kernel, {**BF16, "C": "i32"}, {**c, "OUT_BF16": True, "SINGLE": True}),
+        "rows_loop": (K._rows_kernel, {**F32, "C": "i32"}, {**c, "OUT_BF16": False, "SINGLE": False}),
+        "absmax": (K._absmax_kernel, {"x_ptr": "*fp32", "amax_bits_ptr": "*i32", "N": "i32"}, {}),
+        "apply": (K._apply_kernel, {**F32, **APPLY, "s_ptr": "*i32"}, {**c, "OUT_BF16": False, **NO_MASK}),
+        "apply_mask": (K._apply_kernel, {**F32, **APPLY, "s_ptr": "*fp32"}, {**c, "OUT_BF16": False, **MASK}),
+    }
+    for name, (fn, sig, consts) in cases.items():
+        consts = {**consts, ("ROW_BLOCK" if fn is K._rows_kernel else "BLOCK"): 1024}
+        src = ASTSource(fn=fn, signature={**sig, **{k: "constexpr" for k in consts}}, constexprs=consts)
+        options = {"enable_fp_fusion": False}
+        ptx = triton.compile(src, target=GPUTarget("cuda", 80, 32), options=options).asm["ptx"]
+        fdiv = sorted(set(re.findall(r"div\.[a-z]+\.f32", ptx)))
+        fma = len(re.findall(r"\bfma\.", ptx))
+        out[f"{fmt.name}/{name}"] = {"fma": fma, "ftz": "ftz" in ptx, "fdiv": fdiv}
+print(json.dumps(out))
+"""
+
+
+def test_kernels_compile_for_cuda_without_fma_or_ftz():
+    """Compile every kernel variant to PTX/cubin for sm_80 (no GPU needed): no fused multiply-adds (they
+    would skip a rounding), fp32 division only as IEEE div.rn, no flush-to-zero of subnormals."""
+    import json
+    import subprocess
+
+    env = {k: v for k, v in os.environ.items() if k != "TRITON_INTERPRET"}
+    run = subprocess.run([sys.executable, "-c", COMPILE_SCRIPT], env=env, capture_output=True, text=True)
+    if run.returncode != 0 and "ptxas" in run.stderr and "not found" in run.stderr:
+        pytest.skip("no ptxas available to compile for CUDA")
+    assert run.returncode == 0, run.stderr[-3000:]
+    results = json.loads(run.stdout.strip().splitlines()[-1])
+    assert len(results) == 10
+    for name, r in results.items():
+        assert r["fma"] == 0 and not r["ftz"], name
+        assert set(r["fdiv"]) <= {"div.rn.f32"}, name
+    assert results["int8/apply"]["fdiv"] == ["div.rn.f32"]

@@ -144,21 +144,27 @@ def _print_plan(spec, runs, workers: int, threads: int, executor: str, console) 
     if lm and executor == "local":
         with console.status("timing each model shape on this machine for the estimate ...") as status:
             estimate(runs, threads, progress=lambda i, n: status.update(f"timing shape {i + 1}/{n} ..."))
+    epochs = _epochs(runs)
     table = Table(title=f"sweep {spec.name}: {len(runs)} runs")
-    for col in ("#", "run_id", "N", "D", "D/N", "precision", "optimizer", "seed", "lr", "FLOPs", "est."):
+    cols = ("#", "run_id", "N", "D", "D/N", "epochs", "precision", "optimizer", "seed", "lr", "FLOPs", "est.")
+    for col in cols:
         table.add_column(col, justify="right" if col not in ("run_id", "precision", "optimizer") else "left")
     for i, r in enumerate(runs):
         t = r.config["train"]
         lr = t["lr"]
         ratio = f"{r.tokens / r.n_params:.3g}" if r.tokens else ""
+        ep = f"{epochs[r.run_id]:.2g}" if r.run_id in epochs else ""
         table.add_row(
             str(i + 1), r.run_id, f"{r.n_params:.3g}", f"{r.tokens:.3g}" if r.tokens else "task",
-            ratio, t["precision"], t["optimizer"], str(t["seed"]),
+            ratio, ep, t["precision"], t["optimizer"], str(t["seed"]),
             "default" if lr is None else f"{lr:.3g}", f"{r.flops:.3g}" if math.isfinite(r.flops) else "",
             f"{r.est_seconds:.1f} s" if math.isfinite(r.est_seconds) else "?",
         )  # fmt: skip
-    typer.echo("")
-    console.print(table)
+    import sys
+
+    from rich.console import Console
+
+    Console(width=None if sys.stdout.isatty() else 160).print(table)
     flops = sum(r.flops for r in runs if math.isfinite(r.flops))
     est = [r.est_seconds for r in runs if math.isfinite(r.est_seconds)]
     lines = [f"runs: {len(runs)}; training FLOPs: {flops:.3g}"]
@@ -177,6 +183,21 @@ def _print_plan(spec, runs, workers: int, threads: int, executor: str, console) 
             "estimated wall time: not available (the estimate times lm runs with the local executor)"
         )
     typer.echo("\n".join(lines))
+
+
+def _epochs(runs) -> dict[str, float]:
+    """run_id → passes over the training split (lm runs); > 1 means repeated data."""
+    from scaling.data import load_corpus
+
+    sizes: dict[str, int] = {}
+    out = {}
+    for r in runs:
+        if r.tokens:
+            data = r.config["train"]["data"]
+            if data not in sizes:
+                sizes[data] = load_corpus(data).n_train_tokens
+            out[r.run_id] = r.tokens / sizes[data]
+    return out
 
 
 COMMANDS = {"sweep": sweep}

@@ -124,6 +124,7 @@ def run_sweep(
     last_consolidate = time.perf_counter()
 
     progress = _Progress(len(todo), show_progress)
+    interrupted = True
     try:
         with progress:
             while queue or in_flight:
@@ -147,10 +148,11 @@ def run_sweep(
                 if time.perf_counter() - last_consolidate > consolidate_every:
                     store.consolidate()
                     last_consolidate = time.perf_counter()
+        interrupted = False
     finally:
         for run_id in in_flight:  # interrupted: let a later --resume take these runs
             store.release(run_id)
-        executor.shutdown()
+        executor.shutdown(wait=not interrupted)
         if store.root.is_dir():
             summary.rows = store.consolidate()
         summary.wall_time = time.perf_counter() - start

@@ -170,9 +170,10 @@ class LocalExecutor:
                 self._pool = None
             return Outcome(run_id, None, f"worker process died: {exc}", 0.0)
 
-    def shutdown(self) -> None:
+    def shutdown(self, wait: bool = True) -> None:
+        """Stop the pool; `wait=False` (interrupted sweep) leaves running workers to die with the driver."""
         if self._pool is not None:
-            self._pool.shutdown(wait=True, cancel_futures=True)
+            self._pool.shutdown(wait=wait, cancel_futures=True)
             self._pool = None
 
 
@@ -240,7 +241,8 @@ class RayExecutor:
         except Exception as exc:
             return Outcome(run_id, None, f"Ray task failed: {type(exc).__name__}: {exc}".splitlines()[0], 0.0)
 
-    def shutdown(self) -> None:
+    def shutdown(self, wait: bool = True) -> None:
+        """Cancel unfinished tasks and stop the Ray instance if this executor started it."""
         import ray
 
         for ref in list(self._refs):

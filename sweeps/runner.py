@@ -85,7 +85,7 @@ def run_lm(config: dict[str, Any], run_id: str = "") -> list[dict[str, Any]]:
         "N": result.n_params,
         "N_total": result.n_params_total,
         "D": result.tokens,
-        **precision_columns(cfg.precision),
+        **precision_columns(result.precision),  # resolved: e.g. "w4@fp32" where bf16 is not native
         "optimizer": cfg.optimizer,
         "seed": cfg.seed,
         "flops": result.flops,

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import math
 
+from scaling.train import resolve_precision
 from sweeps.plan import plan, run_id
 from sweeps.runner import execute
 from sweeps.spec import parse_spec
@@ -38,15 +39,12 @@ def test_lm_run_rows_ptq_and_provenance() -> None:
     none = rows[0]
     assert none["status"] == "ok" and math.isfinite(none["loss"])
     assert math.isnan(none["P_post"]) and none["loss_post"] == none["loss"] and none["delta_ptq"] == 0
-    assert (none["P_w"], none["P_a"], none["fmt_w"], none["fmt_a"], none["precision"]) == (
-        6.0,
-        16.0,
-        "int6",
-        "bf16",
-        "w6",
-    )
+    spec = resolve_precision("w6")  # bf16 compute where native, else fp32 ("w6@fp32")
+    assert (none["P_w"], none["fmt_w"], none["precision"]) == (6.0, "int6", spec.name)
+    assert (none["P_a"], none["fmt_a"]) == (spec.bits("a"), spec.compute)
     assert none["N"] == run.n_params and none["D"] == run.tokens and none["flops"] == run.flops
     assert none["cost"] == 6 / 16 * run.n_params * run.tokens * 6
+    assert json.loads(none["config_json"])["train"]["precision"] == "w6"  # the request, as planned
     by = {(r["ptq_method"], r["fmt_post"]): r for r in rows}
     for r in rows[1:]:
         assert r["P_post"] == float(r["fmt_post"][3:])

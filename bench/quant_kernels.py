@@ -31,6 +31,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 import torch
+from _report import write_section  # bench/_report.py (scripts run as `python bench/...`)
 
 from scaling.formats import FLOAT_FORMATS, IntFormat, NumberFormat, PrecisionSpec
 from scaling.quant import fake_quant_reference
@@ -178,16 +179,6 @@ def step_rows(device: str, n: float, batch: int, seq_len: int, steps: int) -> li
     return rows
 
 
-def write_section(path: Path, text: str) -> None:
-    """Replace (or append) this benchmark's section of a markdown file, leaving the others alone."""
-    old = path.read_text() if path.exists() else "# Benchmarks\n"
-    start = old.find(SECTION)
-    if start != -1:
-        end = old.find("\n## ", start + len(SECTION))
-        old = old[:start] + (old[end + 1 :] if end != -1 else "")
-    path.write_text(old.rstrip() + "\n\n" + text)
-
-
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--cpu", action="store_true", help="no GPU: time the torch reference on the CPU")
@@ -241,7 +232,7 @@ def main() -> int:
     text = "\n".join(lines)
     print(text)
     if args.write:
-        write_section(args.write, text)
+        write_section(args.write, SECTION, text)
     return 0
 
 

@@ -21,6 +21,7 @@ from pathlib import Path
 
 import torch
 import torch.nn.functional as F
+from _report import write_section  # bench/_report.py (scripts run as `python bench/...`)
 from torch import nn
 
 from scaling.data import load_corpus
@@ -166,12 +167,7 @@ def main() -> None:
     text = "\n".join(lines)
     print(text)
     if args.write:
-        old = args.write.read_text() if args.write.exists() else "# Benchmarks\n"
-        if SECTION in old:
-            start = old.index(SECTION)
-            end = old.find("\n## ", start + len(SECTION))
-            old = old[:start] + old[end + 1 :] if end != -1 else old[:start]
-        args.write.write_text(old.rstrip() + "\n\n" + text)
+        write_section(args.write, SECTION, text)
 
 
 if __name__ == "__main__":

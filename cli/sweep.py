@@ -143,7 +143,9 @@ def _print_plan(spec, runs, workers: int, threads: int, executor: str, console) 
     lm = [r for r in runs if r.config["task"] == "lm"]
     if lm and executor == "local":
         with console.status("timing each model shape on this machine for the estimate ...") as status:
-            estimate(runs, threads, progress=lambda i, n: status.update(f"timing shape {i + 1}/{n} ..."))
+            estimate(
+                runs, threads, workers, progress=lambda i, n: status.update(f"timed shape {i + 1}/{n} ...")
+            )
     epochs = _epochs(runs)
     table = Table(title=f"sweep {spec.name}: {len(runs)} runs")
     cols = ("#", "run_id", "N", "D", "D/N", "epochs", "precision", "optimizer", "seed", "lr", "FLOPs", "est.")

@@ -11,8 +11,8 @@ Only the driver (the `scalefit sweep` process) writes the results store; workers
 worker that dies or a killed driver can never leave a half-written result behind.
 
 CPU placement: `workers` processes × `threads` torch threads each. On 2 cores with the tiny models of the
-CPU presets, 2 processes × 1 thread beats 1 × 2 (see docs/sweeps.md for the measurement), because small
-matmuls do not split well across threads. With GPUs, one worker per GPU, each pinned to its device with
+CPU presets, 2 processes × 1 thread ran 4 runs 7× sooner than 1 × 2 (docs/benchmarks.md, "Sweep executor
+layout"; measured on a shared, loaded machine). With GPUs, one worker per GPU, each pinned to its device with
 CUDA_VISIBLE_DEVICES.
 """
 

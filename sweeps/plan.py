@@ -182,8 +182,10 @@ def _timing_key(config: dict[str, Any]) -> str:
     return json.dumps(t, sort_keys=True)
 
 
-def measure_timing(config: dict[str, Any], threads: int, steps: int = 6) -> Timing:
-    """Time `steps` real training steps (after one warm-up step) and a forward pass over 8k tokens."""
+def measure_timing(config: dict[str, Any], threads: int, steps: int = 8) -> Timing:
+    """Time real training steps of this config (median step after a warm-up step) and a forward pass."""
+    import statistics
+
     import torch
 
     from scaling.data import load_corpus
@@ -194,8 +196,9 @@ def measure_timing(config: dict[str, Any], threads: int, steps: int = 6) -> Timi
     data = load_corpus(t["data"])
     per_step = t["batch_size"] * t["seq_len"]
     t.update(tokens=float(per_step * (steps + 1)), eval_tokens=per_step, n_evals=1, threads=None)
-    result = train(TrainConfig(**t), data=data)
-    step = per_step / result.tokens_per_s if result.tokens_per_s > 0 else float("nan")
+    stamps: list[float] = []
+    result = train(TrainConfig(**t), data=data, on_step=lambda *_: stamps.append(time.perf_counter()))
+    step = statistics.median(b - a for a, b in itertools.pairwise(stamps))
     batches = data.val_batches(t["batch_size"], t["seq_len"], 8192)
     assert result.model is not None
     start = time.perf_counter()
@@ -208,7 +211,8 @@ def measure_timing(config: dict[str, Any], threads: int, steps: int = 6) -> Timi
 # forward pass over calib_tokens with hooks dominates below d_model ≈ 1000).
 GPTQ_OVERHEAD = 2.0
 RUN_OVERHEAD_S = 0.3  # model construction, result rows, store write
-STARTUP_S = 5.0  # one sweep: python + torch import, corpus load, worker start-up
+# One sweep: torch import (4.6 s), torch._dynamo import by the optimizer (4.7 s), corpus (1.7 s), under load.
+STARTUP_S = 10.0
 
 
 def estimate_seconds(config: dict[str, Any], timing: Timing) -> float:
@@ -230,19 +234,42 @@ def estimate_seconds(config: dict[str, Any], timing: Timing) -> float:
 def estimate(
     runs: Sequence[PlannedRun],
     threads: int,
+    workers: int = 1,
     measure: Callable[[dict[str, Any], int], Timing] = measure_timing,
     progress: Callable[[int, int], None] | None = None,
 ) -> dict[str, Timing]:
-    """Fill `est_seconds` of every lm run by timing each distinct shape/precision once on this machine."""
+    """Fill `est_seconds` of every lm run by timing each distinct shape/precision once on this machine.
+
+    With `workers` > 1 every shape is timed by `workers` processes at once, as the sweep will run, so the
+    estimate includes the slowdown of runs sharing the machine (with each other and with other jobs).
+    """
     timings: dict[str, Timing] = {}
     keys = {}
     for r in runs:
         if r.config["task"] == "lm":
             keys.setdefault(_timing_key(r.config), r.config)
-    for i, (key, config) in enumerate(keys.items()):
-        if progress is not None:
-            progress(i, len(keys))
-        timings[key] = measure(config, threads)
+    if workers > 1 and len(keys) > 1:
+        import concurrent.futures as cf
+        import multiprocessing as mp
+
+        copies: dict[str, list[Timing]] = {key: [] for key in keys}
+        with cf.ProcessPoolExecutor(workers, mp_context=mp.get_context("spawn")) as pool:
+            # each shape is timed by every worker at once, so every timing sees the sweep's contention
+            futures = {pool.submit(measure, c, threads): k for k, c in keys.items() for _ in range(workers)}
+            for i, future in enumerate(cf.as_completed(futures)):
+                if progress is not None:
+                    progress(i // workers, len(keys))
+                copies[futures[future]].append(future.result())
+        for key, measured in copies.items():
+            timings[key] = Timing(
+                step=sum(m.step for m in measured) / len(measured),
+                forward_token=sum(m.forward_token for m in measured) / len(measured),
+            )
+    else:
+        for i, (key, config) in enumerate(keys.items()):
+            if progress is not None:
+                progress(i, len(keys))
+            timings[key] = measure(config, threads)
     for r in runs:
         if r.config["task"] == "lm":
             r.est_seconds = estimate_seconds(r.config, timings[_timing_key(r.config)])

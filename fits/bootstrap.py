@@ -39,9 +39,19 @@ def resample_weights(n_rows: int, n_boot: int, seed: int) -> np.ndarray:
 
 
 def bootstrap_objective(
-    obj: Objective, z_hat: np.ndarray, *, n_boot: int = 1000, seed: int = 0, chunk: int = 500
+    obj: Objective,
+    z_hat: np.ndarray,
+    *,
+    n_boot: int = 1000,
+    seed: int = 0,
+    chunk: int = 500,
+    ftol: float = 1e-10,
 ) -> BootstrapDraws:
-    """Refit `obj` on `n_boot` row resamples, warm-started at the free fit-space estimate `z_hat`."""
+    """Refit `obj` on `n_boot` row resamples, warm-started at the free fit-space estimate `z_hat`.
+
+    `ftol` (relative objective decrease at which a refit stops) is looser than the point fit's 1e-13:
+    on Kumar-law test data it moves the replicate estimates by < 0.5% of their bootstrap SE.
+    """
     W = resample_weights(obj.log_y.size, n_boot, seed)
     Z = np.empty((n_boot, len(obj.free)))
     F = np.empty(n_boot)

@@ -138,6 +138,7 @@ def refine_batched(
     *,
     max_iter: int = 300,
     ftol: float = 1e-13,
+    outside_curvature: float = 1.0,
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Polish many parameter vectors at once: Levenberg-Marquardt on the Huber objective via IRLS.
 
@@ -161,7 +162,7 @@ def refine_batched(
         w = None if weights is None else weights[idx]
         r, J = obj.log_residuals_and_jacobian(Z[idx])
         a = np.abs(r)
-        u = np.where(a <= obj.delta, 1.0, obj.delta / np.maximum(a, 1e-300))
+        u = np.where(a <= obj.delta, 1.0, outside_curvature * obj.delta / np.maximum(a, 1e-300))
         if w is not None:
             u = u * w
         JtU = J.transpose(0, 2, 1) * u[:, None, :]
@@ -371,7 +372,13 @@ def staged_precision_fit(
         out = fit_objective(obj, law.start_grid(free) if starts is None else starts, n_refine=n_refine)
         current.update({n: out.theta[n] for n in free})
         stages.append(
-            {"stage": label, "rows": int(mask.sum()), "free": list(free), "objective": out.objective}
+            {
+                "stage": label,
+                "rows": int(mask.sum()),
+                "free": list(free),
+                "objective": out.objective,
+                "starts": out.n_starts,
+            }
         )
 
     stages: list[dict[str, Any]] = []
@@ -384,6 +391,7 @@ def staged_precision_fit(
     joint = Objective(law, cols, log_y, free, fixed_all, tied, huber_delta)
     start = np.array([[current[n] for n in free]])
     out = fit_objective(joint, start, n_refine=1)
+    out.n_starts = sum(st["starts"] for st in stages) + 1
     out.stages = [
         *stages,
         {"stage": "joint polish", "rows": len(log_y), "free": list(free), "held": sorted(held)},

@@ -294,6 +294,68 @@ def _precision_log(theta: Mapping[str, Any], c: Columns) -> np.ndarray:
     return log_train + np.log1p(delta * np.exp(-log_train))
 
 
+def _precision_jacobian(theta: Mapping[str, Any], c: Columns) -> tuple[np.ndarray, dict[str, np.ndarray]]:
+    """log L of the precision law and its analytic fit-space partials.
+
+    With T = LSE(a − α·log N_eff, b − β·log D, e), s_i its softmax weights, δ = δ_PTQ and
+    q = δ / (e^T + δ): ∂log L = (1 − q)·∂T + q·∂log δ, where ∂log N_eff/∂γ_x = −g_x·P_x/γ_x²,
+    ∂log N_eff/∂n_x = −g_x with g_x = e^(−u_x)/(1 − e^(−u_x)), u_x = P_x/γ_x − n_x (0 where floored).
+    """
+    log_n = c["logN"]
+    g = {}
+    for k in KINDS:
+        u = c[f"P_{k}"] / theta[f"gamma_{k}"] - theta[f"n_{k}"]
+        factor = -np.expm1(-u)
+        floored = factor < 1e-12
+        log_n = log_n + np.log(np.maximum(factor, 1e-12))
+        g[k] = np.where(floored, 0.0, np.exp(-u) / np.where(floored, 1.0, factor))
+    t1 = theta["A"] - theta["alpha"] * log_n
+    t2 = theta["B"] - theta["beta"] * c["logD"]
+    t3 = theta["E"] + 0 * log_n
+    m = np.maximum(np.maximum(t1, t2), t3)
+    e1, e2, e3 = np.exp(t1 - m), np.exp(t2 - m), np.exp(t3 - m)
+    total = e1 + e2 + e3
+    s1, s2, s3 = e1 / total, e2 / total, e3 / total
+    log_train = m + np.log(total)
+    log_robust = 0.0
+    d_robust = {}
+    for k in KINDS:
+        cx = np.exp(theta[f"C_{k}"]) * c[f"gap_{k}"]
+        term = -np.expm1(-cx)
+        on = c[f"gap_on_{k}"] > 0
+        log_robust = log_robust + np.log(np.where(on, term, 0.0))
+        # ∂ log(1 − e^(−C·gap)) / ∂ log C = C·gap·e^(−C·gap) / (1 − e^(−C·gap)); 0 in the C -> inf limit
+        ratio = np.where(np.isfinite(cx), cx * np.exp(-np.minimum(cx, 700.0)) / np.maximum(term, 1e-300), 0.0)
+        d_robust[k] = np.where(on, ratio, 0.0)
+    log_delta = (
+        theta["C_T"]
+        - c["P_post"] / theta["gamma_post"]
+        + theta["gamma_D"] * c["logD"]
+        - theta["gamma_N"] * log_n
+    )
+    delta = c["ptq"] * np.exp(log_delta + log_robust)
+    value = log_train + np.log1p(delta * np.exp(-log_train))
+    q = delta / (np.exp(log_train) + delta)
+    p = 1.0 - q
+    d_logn = p * (-theta["alpha"] * s1) + q * (-theta["gamma_N"])
+    parts = {
+        "A": p * s1,
+        "B": p * s2,
+        "E": p * s3,
+        "alpha": -p * s1 * log_n,
+        "beta": -p * s2 * c["logD"],
+        "C_T": q,
+        "gamma_D": q * c["logD"],
+        "gamma_N": -q * log_n,
+        "gamma_post": q * c["P_post"] / theta["gamma_post"] ** 2,
+    }
+    for k in KINDS:
+        parts[f"gamma_{k}"] = d_logn * (-g[k] * c[f"P_{k}"] / theta[f"gamma_{k}"] ** 2)
+        parts[f"n_{k}"] = d_logn * (-g[k])
+        parts[f"C_{k}"] = q * d_robust[k]
+    return value, parts
+
+
 def precision_law() -> Law:
     """Unified precision-aware law of Kumar et al. 2024, "Scaling Laws for Precision" (Eq. for L(N,D,P)).
 
@@ -338,6 +400,7 @@ def precision_law() -> Law:
         optional_inputs=("P_w", "P_a", "P_kv", "P_post"),
         target="loss_post",
         log_formula=_precision_log,
+        log_jacobian=_precision_jacobian,
         prepare_columns=_precision_prepare,
         citation="Kumar et al. 2024, Scaling Laws for Precision",
         equation="L = A·N_eff^-alpha + B·D^-beta + E + delta_PTQ",

@@ -107,6 +107,8 @@ def fit(
         z_hat = np.array([outcome.theta[n] for n in obj.free])
         bd = bootstrap_objective(obj, z_hat, n_boot=n_boot, seed=seed)
         draws, boot_ok = bd.draws, int(bd.converged.sum())
+        for name in fixed_all:  # exactly constant (not exp(log(value)))
+            draws[name] = np.full(n_boot, params[name])
     t_boot = time.perf_counter() - t0 - t_fit
 
     y_hat = law.predict(params, data.X)

@@ -78,7 +78,9 @@ class FitResult:
     @property
     def bse(self) -> dict[str, float]:
         """Bootstrap standard error per parameter (NaN without bootstrap; 0 for fixed parameters)."""
-        return {n: standard_error(self.draws[n]) if self.draws else float("nan") for n in self.params}
+        if not self.draws:
+            return {n: float("nan") for n in self.params}
+        return {n: 0.0 if n in self.fixed else standard_error(self.draws[n]) for n in self.params}
 
     def conf_int(self, alpha: float | None = None) -> Any:
         """Percentile bootstrap intervals: a pandas DataFrame indexed by parameter, columns lower/upper."""

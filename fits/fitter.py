@@ -287,19 +287,22 @@ def fit_law(
     huber_delta: float = DEFAULT_HUBER_DELTA,
     starts: np.ndarray | None = None,
     n_refine: int = 32,
-) -> FitOutcome:
+) -> tuple[FitOutcome, Objective]:
     """Fit `law` to targets `y` (loss, or bits) given the table `X` (natural-valued `fixed` parameters).
 
     `starts` (fit space, one column per free parameter in law order) defaults to the law's full grid.
+    Returns the outcome and the objective it minimised (for the bootstrap).
     """
     fixed_fit = _fit_space_fixed(law, fixed)
     tied = dict(tied or {})
     free = tuple(n for n in law.param_names if n not in fixed_fit and n not in tied)
+    if not free:
+        raise UserError("every parameter is fixed or tied: nothing to fit")
     obj = Objective(
         law, law.prepare(X), np.log(np.asarray(y, dtype=float)), free, fixed_fit, tied, huber_delta
     )
     grid = law.start_grid(free) if starts is None else starts
-    return fit_objective(obj, grid, n_refine=n_refine)
+    return fit_objective(obj, grid, n_refine=n_refine), obj
 
 
 # ---------------------------------------------------------------------------------- staged precision fit

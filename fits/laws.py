@@ -166,12 +166,14 @@ def _broadcast(cols: dict[str, np.ndarray]) -> Columns:
     return {k: np.broadcast_to(v, shape).astype(float) for k, v in cols.items()}
 
 
-def _logsumexp(*terms: np.ndarray) -> np.ndarray:
-    """log(Σ exp(t)) computed stably (shift by the elementwise max)."""
-    m = terms[0]
-    for t in terms[1:]:
-        m = np.maximum(m, t)
-    return m + np.log(sum(np.exp(t - m) for t in terms))
+def _value_only(formula: LogJacobian) -> LogFormula:
+    """The log-target part of a formula that returns (log target, partials): each law's equation is
+    written once, in the function that also gives its analytic Jacobian."""
+
+    def value(theta: Mapping[str, Any], c: Columns) -> np.ndarray:
+        return formula(theta, c)[0]
+
+    return value
 
 
 # ----------------------------------------------------------------------------------------------- chinchilla
@@ -186,16 +188,9 @@ def _chinchilla_prepare(X: Mapping[str, Any]) -> Columns:
     return {"logN": np.log(cols["N"]), "logD": np.log(cols["D"])}
 
 
-def _chinchilla_log(theta: Mapping[str, Any], c: Columns) -> np.ndarray:
-    return _logsumexp(
-        theta["A"] - theta["alpha"] * c["logN"],
-        theta["B"] - theta["beta"] * c["logD"],
-        theta["E"] + 0 * c["logN"],
-    )
-
-
 def _chinchilla_jacobian(theta: Mapping[str, Any], c: Columns) -> tuple[np.ndarray, dict[str, np.ndarray]]:
-    """log L and its fit-space partials: softmax weights s_i of the LSE terms (times −log N, −log D)."""
+    """log L = LSE(a − α·log N, b − β·log D, e) and its fit-space partials: the softmax weights s_i of
+    the three terms (times −log N, −log D for the exponents)."""
     t1 = theta["A"] - theta["alpha"] * c["logN"]
     t2 = theta["B"] - theta["beta"] * c["logD"]
     t3 = theta["E"] + 0 * c["logN"]
@@ -228,7 +223,7 @@ def chinchilla_law() -> Law:
         params=params,
         inputs=("N", "D"),
         target="loss",
-        log_formula=_chinchilla_log,
+        log_formula=_value_only(_chinchilla_jacobian),
         log_jacobian=_chinchilla_jacobian,
         prepare_columns=_chinchilla_prepare,
         citation="Hoffmann et al. 2022, Approach 3",
@@ -263,37 +258,6 @@ def _precision_prepare(X: Mapping[str, Any]) -> Columns:
     return cols
 
 
-def _effective_log_n(theta: Mapping[str, Any], c: Columns) -> np.ndarray:
-    """log N_eff = log N + Σ_x log(1 − exp(−(P_x/γ_x − n_x))), each factor floored at 1e-12."""
-    log_n = c["logN"]
-    for k in KINDS:
-        factor = -np.expm1(-(c[f"P_{k}"] / theta[f"gamma_{k}"] - theta[f"n_{k}"]))
-        log_n = log_n + np.log(np.maximum(factor, 1e-12))
-    return log_n
-
-
-def _precision_log(theta: Mapping[str, Any], c: Columns) -> np.ndarray:
-    log_neff = _effective_log_n(theta, c)
-    log_train = _logsumexp(
-        theta["A"] - theta["alpha"] * log_neff,
-        theta["B"] - theta["beta"] * c["logD"],
-        theta["E"] + 0 * log_neff,
-    )
-    # δ_PTQ = C_T·e^(−P_post/γ_post)·D^γ_D / N_eff^γ_N · Π_x [1 − e^(−C_x·(P_x − P_post))]
-    log_delta = (
-        theta["C_T"]
-        - c["P_post"] / theta["gamma_post"]
-        + theta["gamma_D"] * c["logD"]
-        - theta["gamma_N"] * log_neff
-    )
-    robust = 1.0
-    for k in KINDS:
-        term = -np.expm1(-np.exp(theta[f"C_{k}"]) * c[f"gap_{k}"])
-        robust = robust * (c[f"gap_on_{k}"] * term)
-    delta = c["ptq"] * np.exp(log_delta) * robust
-    return log_train + np.log1p(delta * np.exp(-log_train))
-
-
 def _precision_jacobian(theta: Mapping[str, Any], c: Columns) -> tuple[np.ndarray, dict[str, np.ndarray]]:
     """log L of the precision law and its analytic fit-space partials.
 
@@ -323,7 +287,8 @@ def _precision_jacobian(theta: Mapping[str, Any], c: Columns) -> tuple[np.ndarra
         cx = np.exp(theta[f"C_{k}"]) * c[f"gap_{k}"]
         term = -np.expm1(-cx)
         on = c[f"gap_on_{k}"] > 0
-        log_robust = log_robust + np.log(np.where(on, term, 0.0))
+        with np.errstate(divide="ignore"):  # log 0 = -inf: no δ_PTQ from this kind (exp(-inf) = 0 below)
+            log_robust = log_robust + np.log(np.where(on, term, 0.0))
         # ∂ log(1 − e^(−C·gap)) / ∂ log C = C·gap·e^(−C·gap) / (1 − e^(−C·gap)); 0 in the C -> inf limit
         ratio = np.where(np.isfinite(cx), cx * np.exp(-np.minimum(cx, 700.0)) / np.maximum(term, 1e-300), 0.0)
         d_robust[k] = np.where(on, ratio, 0.0)
@@ -399,7 +364,7 @@ def precision_law() -> Law:
         inputs=("N", "D"),
         optional_inputs=("P_w", "P_a", "P_kv", "P_post"),
         target="loss_post",
-        log_formula=_precision_log,
+        log_formula=_value_only(_precision_jacobian),
         log_jacobian=_precision_jacobian,
         prepare_columns=_precision_prepare,
         citation="Kumar et al. 2024, Scaling Laws for Precision",

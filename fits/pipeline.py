@@ -20,7 +20,7 @@ import numpy as np
 
 from fits.bootstrap import bootstrap_objective
 from fits.dataset import FitData
-from fits.fitter import DEFAULT_HUBER_DELTA, FitOutcome, Objective, fit_objective, staged_precision_fit
+from fits.fitter import DEFAULT_HUBER_DELTA, FitOutcome, Objective, fit_law, staged_precision_fit
 from fits.laws import PUBLISHED, Law, get_law
 from fits.results import FitResult, data_hash
 from fits.validation import holdout_errors, in_sample_metrics, split_by_compute
@@ -54,12 +54,7 @@ def point_fit(
         return staged_precision_fit(
             law, X, y, fixed=fixed, tied=tied, defaults=defaults, huber_delta=huber_delta, n_refine=n_refine
         )
-    fixed_fit = {n: law.param(n).to_fit(v) for n, v in fixed.items()}
-    free = tuple(n for n in law.param_names if n not in fixed_fit and n not in tied)
-    if not free:
-        raise UserError("every parameter is fixed or tied: nothing to fit")
-    obj = Objective(law, law.prepare(X), np.log(y), free, fixed_fit, tied, huber_delta)
-    return fit_objective(obj, law.start_grid(free), n_refine=n_refine), obj
+    return fit_law(law, X, y, fixed=fixed, tied=tied, huber_delta=huber_delta, n_refine=n_refine)
 
 
 def fit(

@@ -94,3 +94,29 @@ def test_start_grid_is_epochs_4500() -> None:
 def test_laws_import_without_torch() -> None:
     code = "import sys, fits.laws; assert 'torch' not in sys.modules and 'scipy' not in sys.modules"
     subprocess.run([sys.executable, "-c", code], check=True)
+
+
+@pytest.mark.parametrize("name", ["chinchilla-epoch2024", "kumar2024"])
+def test_analytic_jacobian_matches_central_differences(name: str) -> None:
+    law, p = published(name)
+    p = {k: (2.0 if math.isinf(v) else v) for k, v in p.items()}  # finite C_x so their partials are live
+    rng = np.random.default_rng(0)
+    X = {"N": rng.uniform(1e6, 1e9, 40), "D": rng.uniform(1e8, 1e11, 40)}
+    if law.name == "precision":
+        X.update(
+            P_w=rng.choice([3.0, 4.0, 8.0, 16.0], 40),
+            P_a=rng.choice([4.0, 16.0], 40),
+            P_kv=rng.choice([3.0, 16.0], 40),
+            P_post=rng.choice([np.nan, 2.0, 4.0], 40),
+        )
+    cols = law.prepare(X)
+    theta = law.to_fit_space(p)
+    value, parts = law.log_jacobian(theta, cols)
+    np.testing.assert_allclose(value, law.log_predict_theta(theta, cols), rtol=1e-14)
+    np.testing.assert_allclose(np.exp(value), law.predict(p, X), rtol=1e-12)
+    for name_ in law.param_names:
+        h = 1e-6 * max(1.0, abs(theta[name_]))
+        up = law.log_predict_theta({**theta, name_: theta[name_] + h}, cols)
+        down = law.log_predict_theta({**theta, name_: theta[name_] - h}, cols)
+        fd = (up - down) / (2 * h)
+        np.testing.assert_allclose(np.broadcast_to(parts[name_], fd.shape), fd, atol=1e-7, err_msg=name_)

@@ -59,7 +59,7 @@ def sweep(
     from sweeps.spec import load_spec, preset_path
 
     if (spec is None) == (preset is None):
-        raise UserError("give either a spec file or --preset NAME (not both)")
+        raise UserError("give a spec file or --preset NAME (exactly one of the two)")
     if executor not in ("local", "ray"):
         raise UserError(f"--executor must be local or ray, got {executor!r}")
     if address is not None and executor != "ray":

@@ -60,11 +60,10 @@ def run_bios(config: dict[str, Any], run_id: str) -> list[dict[str, Any]]:
 
 def run_lm(config: dict[str, Any], run_id: str = "") -> list[dict[str, Any]]:
     """Train a language model as `config["train"]` says, then evaluate PTQ as `config["ptq"]` says."""
-    from scaling.capacity import _precision_columns as precision_columns
     from scaling.data import load_corpus
     from scaling.formats import parse_format
     from scaling.ptq import calibration_batches, quantize_weights
-    from scaling.train import TrainConfig, default_lr, evaluate_loss, train
+    from scaling.train import TrainConfig, evaluate_loss, train
 
     cfg = TrainConfig(**config["train"])
     data = load_corpus(cfg.data)  # cached per process
@@ -79,9 +78,34 @@ def run_lm(config: dict[str, Any], run_id: str = "") -> list[dict[str, Any]]:
         "shape": result.shape,
         "data": result.data,
     }
-    base: dict[str, Any] = {
-        "run_id": run_id,
-        "task": "lm",
+    base = {"run_id": run_id, "task": "lm", **training_columns(result)}
+    rows = [_ptq_row(base, diagnostics, "none", None, result.val_loss, 0.0)]
+    ptq = config["ptq"]
+    if result.status != "ok" or result.model is None or not ptq["methods"]:
+        return rows
+    val = data.val_batches(cfg.batch_size, cfg.seq_len, cfg.eval_tokens)
+    calib = None
+    for method in ptq["methods"]:
+        if method == "gptq" and calib is None:
+            calib = calibration_batches(data, cfg.seq_len, ptq["calib_tokens"], cfg.batch_size, cfg.seed)
+        for name in ptq["formats"]:
+            start = time.perf_counter()
+            fmt = parse_format(name)
+            qmodel = quantize_weights(result.model, fmt, method, calib if method == "gptq" else None)
+            loss_post = evaluate_loss(qmodel, val, cfg.loss)
+            rows.append(_ptq_row(base, diagnostics, method, fmt, loss_post, time.perf_counter() - start))
+    return rows
+
+
+def training_columns(result: Any) -> dict[str, Any]:
+    """The result-store columns a `scaling.train.RunResult` determines (docs/results_schema.md): N, N_total,
+    D, precision and P_*/fmt_* of the precision actually trained, optimizer, seed, flops, cost, status,
+    loss, wall_time, tokens_per_s, epochs, lr, d_model, n_layers."""
+    from scaling.capacity import _precision_columns as precision_columns
+    from scaling.train import default_lr
+
+    cfg = result.config
+    return {
         "N": result.n_params,
         "N_total": result.n_params_total,
         "D": result.tokens,
@@ -99,22 +123,6 @@ def run_lm(config: dict[str, Any], run_id: str = "") -> list[dict[str, Any]]:
         "d_model": result.shape["d_model"],
         "n_layers": result.shape["n_layers"],
     }
-    rows = [_ptq_row(base, diagnostics, "none", None, result.val_loss, 0.0)]
-    ptq = config["ptq"]
-    if result.status != "ok" or result.model is None or not ptq["methods"]:
-        return rows
-    val = data.val_batches(cfg.batch_size, cfg.seq_len, cfg.eval_tokens)
-    calib = None
-    for method in ptq["methods"]:
-        if method == "gptq" and calib is None:
-            calib = calibration_batches(data, cfg.seq_len, ptq["calib_tokens"], cfg.batch_size, cfg.seed)
-        for name in ptq["formats"]:
-            start = time.perf_counter()
-            fmt = parse_format(name)
-            qmodel = quantize_weights(result.model, fmt, method, calib if method == "gptq" else None)
-            loss_post = evaluate_loss(qmodel, val, cfg.loss)
-            rows.append(_ptq_row(base, diagnostics, method, fmt, loss_post, time.perf_counter() - start))
-    return rows
 
 
 def _ptq_row(

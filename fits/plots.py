@@ -123,16 +123,16 @@ def _isoloss(plt, result: FitResult, data: FitData):
     P_train = data.X.get("P_w", np.full(data.y.size, 16.0))
     cost = 6.0 / 16.0 * data.X["N"] * data.X["D"] * P_train
     budget = float(cost.max())
-    n = np.geomspace(data.X["N"].min() / 3, data.X["N"].max() * 3, 80)
-    p = np.linspace(3, 16, 60)
+    n = np.geomspace(data.X["N"].min() / 10, data.X["N"].max() * 100, 120)
+    p = np.linspace(3, 16, 66)
     NN, PP = np.meshgrid(n, p)
     DD = budget / (6.0 / 16.0 * NN * PP)
-    L = result.predict(
-        {"N": NN.ravel(), "D": DD.ravel(), "P_w": PP.ravel(), "P_a": PP.ravel(), "P_kv": PP.ravel()}
-    ).reshape(NN.shape)
+    X = {"N": NN.ravel(), "D": DD.ravel(), "P_w": PP.ravel(), "P_a": PP.ravel(), "P_kv": PP.ravel()}
+    L = result.predict(X).reshape(NN.shape)
     fig, ax = plt.subplots(figsize=(6, 4.5))
-    cs = ax.contour(NN, PP, L, levels=15, cmap="viridis")
-    ax.clabel(cs, fontsize=6)
+    levels = np.nanmin(L) * (1 + np.geomspace(0.002, 0.5, 12))  # contours near the optimum, not the floor
+    cs = ax.contour(NN, PP, L, levels=levels, cmap="viridis")
+    ax.clabel(cs, fontsize=6, fmt="%.3f")
     i = np.unravel_index(np.nanargmin(L), L.shape)
     ax.plot(NN[i], PP[i], "r*", ms=12, label=f"optimum: N={NN[i]:.2g}, P={PP[i]:.1f}")
     ax.set(

@@ -156,6 +156,8 @@ class FitResult:
         lines.append(f"{'param':<12}{'estimate':>14}{'std err':>12}{pct[0]:>14}{pct[1]:>14}  note")
         for name, value in self.params.items():
             note = "fixed" if name in self.fixed else (f"= {self.tied[name]}" if name in self.tied else "")
+            if name.startswith("R["):  # capacity: one R per group; say which
+                note = self.law.spec["groups"][int(name[2:-1])]
             lines.append(
                 f"{name:<12}{_fmt(value):>14}{_fmt(se[name]):>12}"
                 f"{_fmt(ci.loc[name, 'lower']):>14}{_fmt(ci.loc[name, 'upper']):>14}  {note}"

@@ -648,7 +648,7 @@ class BioSource:
             useful = sum(len(d) for d in docs)
             mean_len = useful / len(docs)
             n_junk = round(self.junk_ratio / (1 - self.junk_ratio) * useful / mean_len)
-            junk = self._junk_docs(n_junk, round(mean_len), rng, epoch)
+            junk = self._junk_docs(n_junk, round(mean_len), rng)
             slots = rng.integers(0, len(docs) + 1, n_junk)
             merged: list[list[int]] = []
             by_slot: dict[int, list[list[int]]] = {}
@@ -661,7 +661,7 @@ class BioSource:
             docs = merged
         return np.fromiter((t for d in docs for t in d), dtype=np.int32), items  # type: ignore[return-value]
 
-    def _junk_docs(self, n: int, length: int, rng: np.random.Generator, epoch: int) -> list[list[int]]:
+    def _junk_docs(self, n: int, length: int, rng: np.random.Generator) -> list[list[int]]:
         """Random junk: uniform tokens over the non-special vocabulary; repetitive: 16 fixed documents."""
         lo, hi = len(BioTokenizer.SPECIALS), self.vocab_size
         body = max(1, length - 2)

@@ -79,8 +79,8 @@ def fit(
         raise UserError(f"--huber-delta must be positive, got {huber_delta:g}")
     law = build_law(law_name, data)
     tied = dict(DEFAULT_TIES.get(law.name, {}) if tied is None else tied)
-    for name, target in tied.items():
-        law.param(name), law.param(target)
+    for name in (*tied, *tied.values()):  # unknown names -> UserError listing the law's parameters
+        law.param(name)
     fixed = dict(fixed or {})
     for name in fixed:
         law.param(name)

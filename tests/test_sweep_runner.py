@@ -62,3 +62,22 @@ def test_diverged_run_keeps_one_row_with_its_status() -> None:
     rows = execute(run.run_id, run.config)
     assert len(rows) == 1 and rows[0]["status"] == "diverged" and rows[0]["ptq_method"] == "none"
     rows_to_table(run.run_id, rows)
+
+
+def test_bios_task_dispatches_to_the_capacity_runner() -> None:
+    doc = {
+        "sweep": {"name": "b", "task": "bios"},
+        "grid": {"n": [1e4]},
+        "axes": {"people": [20], "exposures": [2]},
+        "train": {"batch_size": 8, "seq_len": 128, "eval_tokens": 1024, "n_evals": 1},
+        "ptq": {"methods": ["rtn"], "formats": ["int4"]},
+        "bios": {"variant": "bioS"},
+    }
+    (run,) = plan(parse_spec(doc))
+    rows = execute(run.run_id, run.config)
+    rows_to_table(run.run_id, rows)
+    assert [(r["task"], r["ptq_method"], r["people"], r["exposures"]) for r in rows] == [
+        ("bios", "none", 20, 2),
+        ("bios", "rtn", 20, 2),
+    ]
+    assert all(r["run_id"] == run.run_id and run_id(json.loads(r["config_json"])) == run.run_id for r in rows)

@@ -420,7 +420,7 @@ def _check_train(table: dict[str, Any], where: str) -> dict[str, Any]:
         if isinstance(default, float) and isinstance(value, int) and not isinstance(value, bool):
             value, ok = float(value), True
         if not ok:
-            raise UserError(f"{where}: train.{key} must be a {type(default).__name__}, got {value!r}")
+            raise UserError(f"{where}: train.{key} must be of type {type(default).__name__}, got {value!r}")
         out[key] = value
     return out
 

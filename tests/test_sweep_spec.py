@@ -50,7 +50,7 @@ def test_load_spec_accepts_preset_name_and_rejects_unknown() -> None:
         (base(axes={"precisions": ["bf16"]}), r"unknown key axes\.precisions"),
         (base(train={"batch": 4}), r"unknown key train\.batch"),
         (base(train={"tokens": 4}), r"train\.tokens is set in \[grid\]"),
-        (base(train={"batch_size": "4"}), r"train\.batch_size must be a int"),
+        (base(train={"batch_size": "4"}), r"train\.batch_size must be of type int"),
         (base(grid={"n": [-1]}), r"grid\.n must be"),
         (base(grid={"n": []}), r"grid\.n must be"),
         (base(grid={"n": [1e4, 1e4]}), r"grid\.n must be a list without repeated"),

@@ -182,7 +182,8 @@ def _print_plan(spec, runs, workers: int, threads: int, executor: str, console) 
         )
     else:
         lines.append(
-            "estimated wall time: not available (the estimate times lm runs with the local executor)"
+            "estimated wall time: not available (the estimate times lm runs with the local executor, "
+            "and only shapes whose step this machine can time in seconds)"
         )
     typer.echo("\n".join(lines))
 

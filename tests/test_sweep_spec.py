@@ -144,3 +144,10 @@ def test_wall_time_estimate_formula_and_makespan() -> None:
     assert estimate_seconds(r.config, timing) == r.est_seconds
     assert makespan([4, 3, 3, 2], 2) == 6
     assert makespan([5], 3) == 5
+
+
+def test_shapes_too_large_to_time_are_left_unestimated() -> None:
+    runs = plan(load_spec("precision-gpu"))
+    calls = []
+    estimate(runs[:5], threads=1, measure=lambda cfg, threads: calls.append(cfg) or Timing(1.0, 1.0))
+    assert not calls and all(math.isnan(r.est_seconds) for r in runs[:5])

@@ -182,6 +182,7 @@ class _Progress:
     def __init__(self, total: int, enabled: bool) -> None:
         self.total, self.enabled, self.bar, self.task = total, enabled, None, None
         if enabled:
+            from rich.console import Console
             from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
             self.bar = Progress(
@@ -192,6 +193,7 @@ class _Progress:
                 TimeElapsedColumn(),
                 TextColumn("ETA {task.fields[eta]}"),
                 TextColumn("[dim]{task.fields[last]}"),
+                console=Console(stderr=True),
             )
             self.task = self.bar.add_task("sweep", total=total, counts="", eta="?", last="")
 

@@ -202,6 +202,16 @@ class PrecisionSpec:
             return float(fmt.bits)
         return 32.0 if self.compute == "fp32" else 16.0
 
+    def columns(self) -> dict[str, str | float]:
+        """The result-store columns of this spec: precision (canonical name), P_w/P_a/P_kv (bits) and
+        fmt_w/fmt_a/fmt_kv (format names; the compute dtype for a kind left unquantized)."""
+        cols: dict[str, str | float] = {"precision": self.name}
+        for kind in KINDS:
+            fmt = self.format(kind)
+            cols[f"P_{kind}"] = self.bits(kind)
+            cols[f"fmt_{kind}"] = fmt.name if fmt is not None else self.compute
+        return cols
+
     @property
     def name(self) -> str:
         """Canonical text: `bf16`/`fp32`, `w4a8kv8`-style if every quantized kind is integer, the format

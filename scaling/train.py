@@ -32,12 +32,21 @@ from scaling.model import GPT, ModelConfig, QLinear, default_d_ff
 OPTIMIZERS = ("adamw", "muon")
 
 
-def native_bf16() -> bool:
-    """Whether bf16 matmuls run natively (CUDA with bf16, or a CPU with AVX-512-BF16/AMX through oneDNN).
+def resolve_device(name: str) -> torch.device:
+    """ "auto" → the current CUDA device when one is present, else the CPU; anything else as given."""
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if name.startswith("cuda") and not torch.cuda.is_available():
+        raise UserError(f"device {name!r} requested but no CUDA device is available")
+    return torch.device(name)
 
-    On a CPU without them (e.g. AVX2-only), torch emulates bf16 matmuls 10-50x slower than fp32.
+
+def native_bf16(device: torch.device | None = None) -> bool:
+    """Whether bf16 matmuls run natively on `device` (default: the "auto" device): CUDA with bf16, or a CPU
+    with AVX-512-BF16/AMX through oneDNN. On an AVX2-only CPU torch emulates them 10-50x slower than fp32.
     """
-    if torch.cuda.is_available():
+    device = device if device is not None else resolve_device("auto")
+    if device.type == "cuda":
         return torch.cuda.is_bf16_supported()
     try:
         return bool(torch.ops.mkldnn._is_mkldnn_bf16_supported())
@@ -45,7 +54,7 @@ def native_bf16() -> bool:
         return False
 
 
-def resolve_precision(text: str) -> PrecisionSpec:
+def resolve_precision(text: str, device: torch.device | None = None) -> PrecisionSpec:
     """Parse a precision spec, choosing the compute dtype of a quantized spec that names none.
 
     `bf16` and `fp32` mean what they say. A quantized spec without an `@bf16`/`@fp32` suffix computes in
@@ -53,7 +62,7 @@ def resolve_precision(text: str) -> PrecisionSpec:
     what results record, and its unquantized kinds count 32 bits instead of 16 in `bits()`.
     """
     spec = PrecisionSpec.parse(text)
-    if spec.quantized and "@" not in text and not native_bf16():
+    if spec.quantized and "@" not in text and not native_bf16(device):
         spec = dataclasses.replace(spec, compute="fp32")
     return spec
 
@@ -91,6 +100,7 @@ class TrainConfig:
     n_evals: int = 8  # validation evaluations spread over training (the last one at the end)
     seed: int = 0
     threads: int | None = None  # torch intra-op threads; None leaves torch's default
+    device: str = "auto"  # "auto" (CUDA when present, else CPU), "cpu", "cuda" or "cuda:N"
 
     def __post_init__(self) -> None:
         if self.tokens <= 0 or not math.isfinite(self.tokens):
@@ -105,6 +115,8 @@ class TrainConfig:
             raise UserError(f"loss must be one of {LOSSES}, got {self.loss!r}")
         if self.batch_size <= 0 or self.seq_len <= 0:
             raise UserError("batch_size and seq_len must be positive")
+        if self.device != "auto" and not (self.device == "cpu" or self.device.split(":")[0] == "cuda"):
+            raise UserError(f"device must be auto, cpu, cuda or cuda:N, got {self.device!r}")
         if self.lr is not None and not self.lr > 0:
             raise UserError(f"lr must be positive, got {self.lr}")
         PrecisionSpec.parse(self.precision)  # fail early on a bad spec
@@ -116,7 +128,7 @@ class TrainConfig:
             seq_len=self.seq_len,
             mlp=self.mlp,
             tie_embeddings=self.tie_embeddings,
-            precision=resolve_precision(self.precision),
+            precision=resolve_precision(self.precision, resolve_device(self.device)),
         )
         if self.d_model is not None and self.n_layers is not None:
             n_heads = self.n_heads or max(1, self.d_model // 32)
@@ -257,7 +269,8 @@ def train(
         torch.set_num_threads(cfg.threads)
     data = data if data is not None else load_corpus(cfg.data)
     torch.manual_seed(cfg.seed)
-    model = GPT(cfg.model_config(data.vocab_size))
+    device = resolve_device(cfg.device)
+    model = GPT(cfg.model_config(data.vocab_size)).to(device)
     lr = cfg.lr if cfg.lr is not None else default_lr(model.n_params())
     opts = build_optimizers(model, cfg, lr)
     val_batches = data.val_batches(cfg.batch_size, cfg.seq_len, cfg.eval_tokens)
@@ -273,7 +286,7 @@ def train(
         for opt in opts:
             for group in opt.param_groups:
                 group["lr"] = group["peak_lr"] * factor
-        batch = data.train_batch(step, cfg.batch_size, cfg.seq_len, cfg.seed)
+        batch = data.train_batch(step, cfg.batch_size, cfg.seq_len, cfg.seed).to(device, non_blocking=True)
         x, y = batch[:, :-1], batch[:, 1:]
         with autocast_for(model):
             logits = model(x)

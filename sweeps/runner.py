@@ -101,7 +101,7 @@ def training_columns(result: Any) -> dict[str, Any]:
     """The result-store columns a `scaling.train.RunResult` determines (docs/results_schema.md): N, N_total,
     D, precision and P_*/fmt_* of the precision actually trained, optimizer, seed, flops, cost, status,
     loss, wall_time, tokens_per_s, epochs, lr, d_model, n_layers."""
-    from scaling.capacity import _precision_columns as precision_columns
+    from scaling.formats import PrecisionSpec
     from scaling.train import default_lr
 
     cfg = result.config
@@ -109,7 +109,9 @@ def training_columns(result: Any) -> dict[str, Any]:
         "N": result.n_params,
         "N_total": result.n_params_total,
         "D": result.tokens,
-        **precision_columns(result.precision),  # resolved: e.g. "w4@fp32" where bf16 is not native
+        **PrecisionSpec.parse(
+            result.precision
+        ).columns(),  # resolved: e.g. "w4@fp32" where bf16 is not native
         "optimizer": cfg.optimizer,
         "seed": cfg.seed,
         "flops": result.flops,

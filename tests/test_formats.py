@@ -211,3 +211,17 @@ def test_unsaturated_rounding_exceeds_max():
     r = round_to_format(y, fmt, saturate=False)
     assert r[0] == 6.0 and r[1] == 6.0 and (r[3:5] > 6).all() and not r[5].isfinite()
     assert r[2] == 8.0  # tie between 6 (code 0b0111, odd) and the next binade's 8: even wins
+
+
+def test_columns_name_bits_and_formats_per_kind():
+    cols = PrecisionSpec.parse("w4a8@fp32").columns()
+    assert cols == {
+        "precision": "w4a8@fp32",
+        "P_w": 4.0,
+        "fmt_w": "int4",
+        "P_a": 8.0,
+        "fmt_a": "int8",
+        "P_kv": 32.0,
+        "fmt_kv": "fp32",
+    }
+    assert PrecisionSpec.parse("bf16").columns()["fmt_kv"] == "bf16"

@@ -103,7 +103,15 @@ def test_schedule_warms_up_then_decays_to_the_floor() -> None:
 
 
 @pytest.mark.parametrize(
-    "kw", [{"tokens": 0}, {"optimizer": "sgd"}, {"loss": "mse"}, {"precision": "w99"}, {"lr": -1.0}]
+    "kw",
+    [
+        {"tokens": 0},
+        {"optimizer": "sgd"},
+        {"loss": "mse"},
+        {"precision": "w99"},
+        {"lr": -1.0},
+        {"device": "tpu"},
+    ],
 )
 def test_bad_configs_are_user_errors(kw: dict) -> None:
     with pytest.raises(UserError):

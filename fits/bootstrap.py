@@ -15,7 +15,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from fits.fitter import Objective, refine_batched
+from fits.fitter import _BIG, Objective, _minimize, refine_batched
 
 
 @dataclass
@@ -30,6 +30,10 @@ class BootstrapDraws:
     @property
     def n_boot(self) -> int:
         return int(self.converged.size)
+
+    def converged_draws(self) -> dict[str, np.ndarray]:
+        """The replicate estimates of the converged refits only (what percentile CIs should be taken from)."""
+        return {name: v[self.converged] for name, v in self.draws.items()}
 
 
 def resample_weights(n_rows: int, n_boot: int, seed: int) -> np.ndarray:
@@ -50,7 +54,9 @@ def bootstrap_objective(
     """Refit `obj` on `n_boot` row resamples, warm-started at the free fit-space estimate `z_hat`.
 
     `ftol` (relative objective decrease at which a refit stops) is looser than the point fit's 1e-13:
-    on Kumar-law test data it moves the replicate estimates by < 0.5% of their bootstrap SE.
+    on Kumar-law test data it moves the replicate estimates by < 0.5% of their bootstrap SE. Replicates
+    the batched pass leaves unconverged are continued by `finish_stragglers`; `converged` says which
+    refits converged in the end (use `converged_draws()` for intervals).
     """
     W = resample_weights(obj.log_y.size, n_boot, seed)
     Z = np.empty((n_boot, len(obj.free)))
@@ -59,12 +65,41 @@ def bootstrap_objective(
     for lo in range(0, n_boot, chunk):
         hi = min(lo + chunk, n_boot)
         Z[lo:hi], F[lo:hi], ok[lo:hi] = refine_batched(
-            obj, np.repeat(z_hat[None, :], hi - lo, axis=0), W[lo:hi]
+            obj, np.repeat(z_hat[None, :], hi - lo, axis=0), W[lo:hi], ftol=ftol
         )
+    finish_stragglers(obj, W, Z, F, ok, ftol=ftol)
     theta = obj.theta(Z)
     natural = obj.law.from_fit_space(theta)
     draws = {name: np.asarray(natural[name], dtype=float).reshape(-1) for name in obj.law.param_names}
     return BootstrapDraws(draws=draws, converged=ok, objective=F, seed=seed)
+
+
+def finish_stragglers(
+    obj: Objective,
+    W: np.ndarray,
+    Z: np.ndarray,
+    F: np.ndarray,
+    ok: np.ndarray,
+    *,
+    ftol: float,
+    max_iter: int = 3000,
+    max_scipy: int = 10,
+) -> None:
+    """Continue the replicates that did not converge (in place): first all together with `refine_batched`
+    for up to `max_iter` more iterations, then, when at most `max_scipy` are left, each with scipy's
+    L-BFGS-B (bounded) from where it stopped. A replicate counts as converged only if one of them says so.
+    """
+    bad = np.flatnonzero(~ok & (F < _BIG))
+    if bad.size:
+        Z[bad], F[bad], ok[bad] = refine_batched(obj, Z[bad], W[bad], ftol=ftol, max_iter=max_iter)
+    bad = np.flatnonzero(~ok & (F < _BIG))
+    if 0 < bad.size <= max_scipy:
+        for i in bad:
+            res = _minimize(obj, Z[i], W[i], 5000)
+            f = float(obj.values(res.x[None, :], W[i : i + 1])[0])
+            if f <= F[i]:
+                Z[i], F[i] = res.x, f
+            ok[i] = bool(res.success)
 
 
 def percentile_interval(samples: np.ndarray, alpha: float = 0.05) -> tuple[float, float]:

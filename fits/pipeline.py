@@ -101,9 +101,10 @@ def fit(
         say(f"bootstrap: {n_boot} refits")
         z_hat = np.array([outcome.theta[n] for n in obj.free])
         bd = bootstrap_objective(obj, z_hat, n_boot=n_boot, seed=seed)
-        draws, boot_ok = bd.draws, int(bd.converged.sum())
-        for name in fixed_all:  # exactly constant (not exp(log(value)))
-            draws[name] = np.full(n_boot, params[name])
+        boot_ok = int(bd.converged.sum())  # intervals come from the converged refits only
+        draws = bd.converged_draws() if boot_ok else None
+        for name in fixed_all if draws else ():  # exactly constant (not exp(log(value)))
+            draws[name] = np.full(boot_ok, params[name])
     t_boot = time.perf_counter() - t0 - t_fit
 
     y_hat = law.predict(params, data.X)

@@ -145,11 +145,18 @@ class FitResult:
             f"{m.get('objective', math.nan):.6e}   converged: {'yes' if m.get('converged') else 'NO'}   "
             f"starts: {m.get('n_starts', '?')}",
         ]
-        if self.n_boot:
+        requested = int(self.options.get("bootstrap") or self.n_boot)
+        if requested:
+            kept = int(m.get("bootstrap_converged", self.n_boot))
             lines.append(
-                f"bootstrap: {self.n_boot} row resamples (seed {self.options.get('seed', 0)}), "
-                f"{m.get('bootstrap_converged', self.n_boot)} converged; percentile intervals"
+                f"bootstrap: {requested} row resamples (seed {self.options.get('seed', 0)}), "
+                f"{kept} converged; percentile intervals and SEs from the converged refits only"
             )
+            if kept < 0.9 * requested:
+                lines.append(
+                    f"warning: only {kept} of {requested} bootstrap refits converged "
+                    f"({kept / requested:.0%}); the intervals may be too narrow or unreliable"
+                )
         else:
             lines.append("bootstrap: none (no standard errors or intervals)")
         lines.append("")

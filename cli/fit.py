@@ -45,6 +45,9 @@ def fit(
         help="Also run Approach 2 (IsoFLOP parabolas per compute budget, 3 significant digits).",
     ),
     alpha: float = typer.Option(0.05, "--alpha", help="Interval level: 1 - alpha (default 95%)."),
+    ptq_method: str = typer.Option(
+        None, "--ptq-method", help="Precision law: PTQ method whose rows to fit (default gptq when present)."
+    ),
 ) -> None:
     """Fit a scaling law with bootstrap uncertainty and a holdout check; write fit.json (and plots)."""
     import warnings
@@ -68,7 +71,7 @@ def fit(
     table = read_table(results, parse_mapping(mapping), derive_d)
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
-        data = fit_data(table, law)
+        data = fit_data(table, law, ptq_method)
     for w in caught:
         console.print(f"warning: {w.message}", style="yellow", markup=False, highlight=False)
     for reason, count in data.not_used.items():
@@ -104,7 +107,7 @@ def fit(
     if plots is not None:
         from fits.plots import write_plots
 
-        paths = write_plots(result, data, plots)
+        paths = write_plots(result, data, plots, table=table)
         console.print(f"plots: {', '.join(str(p) for p in paths)}", markup=False, highlight=False)
     console.print(f"wrote {out}", markup=False, highlight=False)
 

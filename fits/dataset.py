@@ -6,9 +6,11 @@ compute column C (Kaplan et al. 2020 / Hoffmann et al. 2022 FLOP estimate).
 
 `fit_data(table, law_name)` picks the rows and target for a law (docs/design.md, results schema):
 
-- `chinchilla`: task "lm" rows with ptq_method "none" (when those columns exist); target `loss`.
-- `precision`: task "lm" rows, all PTQ settings; target `loss_post` (falls back to `loss`), P_post NaN
-  meaning no PTQ; P_w / P_a / P_kv missing or NaN mean 16 bits.
+- `chinchilla`: task "lm" rows with ptq_method "none", trained without quantization (P_w, P_a, P_kv ≥ 16
+  where those columns exist): the law has no precision term; target `loss`.
+- `precision`: task "lm" rows with no PTQ or one PTQ method (`ptq_method`; default GPTQ when present, as
+  Kumar et al. used, else the only one): the law's δ_PTQ has no method term; target `loss_post` (falls
+  back to `loss`), P_post NaN meaning no PTQ; P_w / P_a / P_kv missing or NaN mean 16 bits.
 - `capacity`: task "bios" rows; target `bits`; one R per (exposures, precision, PTQ) group.
 
 Rows with a failed status, NaN or non-positive values in a needed column are dropped with one
@@ -105,7 +107,7 @@ def _numeric(df: Any, name: str) -> np.ndarray:
     return pd.to_numeric(df[name], errors="coerce").to_numpy(dtype=float)
 
 
-def fit_data(df: Any, law_name: str) -> FitData:
+def fit_data(df: Any, law_name: str, ptq_method: str | None = None) -> FitData:
     """Select rows and columns of `df` for the law family `law_name`; see the module docstring."""
     n_read = len(df)
     not_used: dict[str, int] = {}
@@ -122,6 +124,24 @@ def fit_data(df: Any, law_name: str) -> FitData:
         exclude(df["task"].astype(str).to_numpy() != task, f"task other than {task!r}", not_used)
     if law_name == "chinchilla" and "ptq_method" in df.columns:
         exclude(df["ptq_method"].astype(str).to_numpy() != "none", "post-training-quantized rows", not_used)
+    if law_name == "chinchilla":
+        for kind in ("P_w", "P_a", "P_kv"):
+            if kind in df.columns:
+                exclude(_numeric(df, kind) < 16, "quantized-training rows", not_used)
+    if law_name == "precision" and "ptq_method" in df.columns:
+        methods = df["ptq_method"].astype(str).to_numpy()
+        present = sorted(set(methods) - {"none"})
+        chosen = ptq_method or ("gptq" if "gptq" in present else (present[0] if present else None))
+        if ptq_method and ptq_method not in present:
+            raise UserError(
+                f"--ptq-method {ptq_method!r} not in the data (has: {', '.join(present) or 'none'})"
+            )
+        if chosen is not None:
+            exclude(
+                (methods != "none") & (methods != chosen),
+                f"PTQ rows of methods other than {chosen}",
+                not_used,
+            )
     dropped: dict[str, int] = {}
     if "status" in df.columns:
         exclude(df["status"].astype(str).to_numpy() != "ok", "failed status", dropped)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import warnings
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -139,3 +140,15 @@ def test_validation_helpers() -> None:
         m["rmse_log"] == pytest.approx(np.sqrt(2e-4 / 3))
         and m["bic"] > m["aic"] - 2 * 2 + 2 * np.log(3) - 1e-9
     )
+
+
+def test_rows_match_each_laws_assumptions() -> None:
+    """Chinchilla: unquantized training, no PTQ. Precision: one PTQ method (GPTQ by default)."""
+    df = pd.read_parquet(Path(__file__).resolve().parents[1] / "examples" / "precision-cpu.parquet")
+    chin = fit_data(df, "chinchilla")
+    assert chin.not_used["quantized-training rows"] == 38 and chin.y.size == 13
+    prec = fit_data(df, "precision")
+    assert prec.not_used["PTQ rows of methods other than gptq"] == 102 and prec.y.size == 255 - 102
+    assert fit_data(df, "precision", "rtn").not_used["PTQ rows of methods other than rtn"] == 102
+    with pytest.raises(UserError, match="awq"):
+        fit_data(df, "precision", "awq")

@@ -92,8 +92,8 @@ def test_delta_ptq_plots_the_measured_delta(precision_fit) -> None:
         np.testing.assert_allclose(line.get_ydata(), law_delta)
     plt.close(fig)
     # without the table: the same δ values, from each PTQ row minus its run's row without PTQ
-    fallback = measured_delta_ptq(data)
-    ptq = table[table.ptq_method != "none"]
+    fallback = measured_delta_ptq(data)  # without the table: the rows the fit used (GPTQ only by default)
+    ptq = table[table.ptq_method == "gptq"]
     np.testing.assert_allclose(np.sort(fallback["delta"]), np.sort(ptq.delta_ptq.to_numpy()), atol=1e-15)
 
 

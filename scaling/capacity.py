@@ -216,18 +216,6 @@ def make_source(people: int, options: dict[str, Any] | None = None) -> BioSource
     raise UserError(f"bios variant must be one of {VARIANTS}, not {variant!r}")
 
 
-def _precision_columns(spec_text: str) -> dict[str, Any]:
-    from scaling.formats import PrecisionSpec
-
-    spec = PrecisionSpec.parse(spec_text)
-    cols: dict[str, Any] = {"precision": spec.name}
-    for kind in ("w", "a", "kv"):
-        fmt = spec.format(kind)
-        cols[f"P_{kind}"] = float(spec.bits(kind))
-        cols[f"fmt_{kind}"] = fmt.name if fmt is not None else ("fp32" if spec.compute == "fp32" else "bf16")
-    return cols
-
-
 def run_bios(run: dict[str, Any], progress: Callable[[int, int, float], None] | None = None) -> list[dict]:
     """Train one model on bioS(people) for ``exposures`` exposures and return its result-store rows.
 
@@ -240,7 +228,7 @@ def run_bios(run: dict[str, Any], progress: Callable[[int, int, float], None] | 
     columns of docs/design.md plus people, exposures, bits, bits_available, params_paper, R, R_total.
     """
     from scaling.formats import parse_format
-    from scaling.train import TrainConfig, default_lr, evaluate_loss, train
+    from scaling.train import TrainConfig, evaluate_loss, train
     from scaling.version import __version__, git_commit
 
     run = dict(run)
@@ -269,27 +257,12 @@ def run_bios(run: dict[str, Any], progress: Callable[[int, int, float], None] | 
     base = {
         "run_id": run_id,
         "task": "bios",
-        "N": result.n_params,
-        "N_total": result.n_params_total,
-        "D": result.tokens,
-        **_precision_columns(cfg.precision),
-        "optimizer": cfg.optimizer,
-        "seed": seed,
-        "flops": result.flops,
-        "cost": result.cost,
-        "status": result.status,
-        "loss": result.val_loss,
-        "wall_time": result.wall_time,
-        "tokens_per_s": result.tokens_per_s,
-        "epochs": result.epochs,
+        **result.columns(),  # the resolved precision, e.g. "w4a8kv8@fp32" where bf16 is not native
         "scalefit_version": __version__,
         "git_commit": git_commit(),
         "config_json": json.dumps(
             {**asdict(cfg), "people": people, "exposures": exposures, "bios": bios_opts}
         ),
-        "lr": cfg.lr if cfg.lr is not None else default_lr(result.n_params),
-        "d_model": result.shape["d_model"],
-        "n_layers": result.shape["n_layers"],
         "people": people,
         "exposures": exposures,
     }

@@ -175,6 +175,30 @@ class RunResult:
     data: dict[str, Any] = field(default_factory=dict)
     model: GPT | None = field(default=None, repr=False)
 
+    def columns(self) -> dict[str, Any]:
+        """The result-store columns this run determines (docs/results_schema.md): N, N_total, D, the resolved
+        precision's precision/P_*/fmt_* columns, optimizer, seed, flops, cost, status, loss, wall_time,
+        tokens_per_s, epochs, lr, d_model, n_layers. Shared by every kind of sweep run."""
+        cfg = self.config
+        return {
+            "N": self.n_params,
+            "N_total": self.n_params_total,
+            "D": self.tokens,
+            **PrecisionSpec.parse(self.precision).columns(),  # resolved: "w4@fp32" where bf16 is not native
+            "optimizer": cfg.optimizer,
+            "seed": cfg.seed,
+            "flops": self.flops,
+            "cost": self.cost,
+            "status": self.status,
+            "loss": self.val_loss,
+            "wall_time": self.wall_time,
+            "tokens_per_s": self.tokens_per_s,
+            "epochs": self.epochs,
+            "lr": cfg.lr if cfg.lr is not None else default_lr(self.n_params),
+            "d_model": self.shape["d_model"],
+            "n_layers": self.shape["n_layers"],
+        }
+
     def to_dict(self) -> dict[str, Any]:
         """Every field but the model, JSON-serialisable."""
         out = {f.name: getattr(self, f.name) for f in dataclasses.fields(self) if f.name != "model"}

@@ -78,7 +78,7 @@ def run_lm(config: dict[str, Any], run_id: str = "") -> list[dict[str, Any]]:
         "shape": result.shape,
         "data": result.data,
     }
-    base = {"run_id": run_id, "task": "lm", **training_columns(result)}
+    base = {"run_id": run_id, "task": "lm", **result.columns()}
     rows = [_ptq_row(base, diagnostics, "none", None, result.val_loss, 0.0)]
     ptq = config["ptq"]
     if result.status != "ok" or result.model is None or not ptq["methods"]:
@@ -95,36 +95,6 @@ def run_lm(config: dict[str, Any], run_id: str = "") -> list[dict[str, Any]]:
             loss_post = evaluate_loss(qmodel, val, cfg.loss)
             rows.append(_ptq_row(base, diagnostics, method, fmt, loss_post, time.perf_counter() - start))
     return rows
-
-
-def training_columns(result: Any) -> dict[str, Any]:
-    """The result-store columns a `scaling.train.RunResult` determines (docs/results_schema.md): N, N_total,
-    D, precision and P_*/fmt_* of the precision actually trained, optimizer, seed, flops, cost, status,
-    loss, wall_time, tokens_per_s, epochs, lr, d_model, n_layers."""
-    from scaling.formats import PrecisionSpec
-    from scaling.train import default_lr
-
-    cfg = result.config
-    return {
-        "N": result.n_params,
-        "N_total": result.n_params_total,
-        "D": result.tokens,
-        **PrecisionSpec.parse(
-            result.precision
-        ).columns(),  # resolved: e.g. "w4@fp32" where bf16 is not native
-        "optimizer": cfg.optimizer,
-        "seed": cfg.seed,
-        "flops": result.flops,
-        "cost": result.cost,
-        "status": result.status,
-        "loss": result.val_loss,
-        "wall_time": result.wall_time,
-        "tokens_per_s": result.tokens_per_s,
-        "epochs": result.epochs,
-        "lr": cfg.lr if cfg.lr is not None else default_lr(result.n_params),
-        "d_model": result.shape["d_model"],
-        "n_layers": result.shape["n_layers"],
-    }
 
 
 def _ptq_row(

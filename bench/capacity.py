@@ -23,6 +23,7 @@ import time
 from pathlib import Path
 
 import torch
+from _report import write_section  # bench/_report.py (scripts run as `python bench/...`)
 
 from scaling.capacity import run_bios
 
@@ -159,18 +160,8 @@ def main() -> int:
     )
     print(text)
     if args.write:
-        _write_section(args.write, text)
+        write_section(args.write, SECTION, text)
     return 0
-
-
-def _write_section(path: Path, text: str) -> None:
-    """Replace (or append) the "Knowledge capacity" section of a markdown file, leaving the others alone."""
-    old = path.read_text() if path.exists() else "# Benchmarks\n"
-    start = old.find(SECTION)
-    if start != -1:
-        end = old.find("\n## ", start + len(SECTION))
-        old = old[:start] + (old[end + 1 :] if end != -1 else "")
-    path.write_text(old.rstrip() + "\n\n" + text)
 
 
 if __name__ == "__main__":

@@ -31,6 +31,7 @@ def train(
     from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn
     from rich.table import Table
 
+    from scaling.data import load_corpus
     from scaling.train import TrainConfig
     from scaling.train import train as run_training
 
@@ -48,6 +49,7 @@ def train(
         seed=seed,
         threads=threads,
     )
+    corpus = load_corpus(cfg.data)  # bad paths fail here, before the progress bar draws
     console = Console(stderr=True)
     with Progress(
         TextColumn("training"),
@@ -60,7 +62,7 @@ def train(
     ) as bar:
         task = bar.add_task("train", total=cfg.n_steps, loss=float("nan"))
         result = run_training(
-            cfg, on_step=lambda step, total, value: bar.update(task, completed=step + 1, loss=value)
+            cfg, corpus, on_step=lambda step, total, value: bar.update(task, completed=step + 1, loss=value)
         )
     summary = result.to_dict()
     if as_json:

@@ -147,7 +147,8 @@ def main() -> None:
         "",
         f"Machine: {platform.processor() or platform.machine()}, {args.threads} torch thread(s), torch "
         f"{torch.__version__}, native bf16 matmuls: {native_bf16()}. "
-        f"Command: `python bench/train_throughput.py --threads {args.threads} --steps {args.steps}` "
+        f"Command: `python bench/train_throughput.py --threads {args.threads} --steps {args.steps} "
+        f"--rounds {args.rounds}` "
         f"(batch {args.batch} × seq_len {args.seq_len}).",
         "",
         f"Measured matmul peak (same run; 2048² fp32, {bf16_n}² bf16): "

@@ -183,6 +183,14 @@ _EXP_GRID = (0.0, 0.5, 1.0, 1.5, 2.0)  # alpha, beta in {0, 0.5, ..., 2}
 _E_GRID = (-1.0, -0.5, 0.0, 0.5, 1.0)  # e in {-1, -0.5, ..., 1}
 
 
+def _lse3(t1: np.ndarray, t2: np.ndarray, t3: np.ndarray) -> tuple[np.ndarray, ...]:
+    """log(e^t1 + e^t2 + e^t3), computed stably, and its softmax weights s1, s2, s3 (the partials)."""
+    m = np.maximum(np.maximum(t1, t2), t3)
+    e1, e2, e3 = np.exp(t1 - m), np.exp(t2 - m), np.exp(t3 - m)
+    total = e1 + e2 + e3
+    return m + np.log(total), e1 / total, e2 / total, e3 / total
+
+
 def _chinchilla_prepare(X: Mapping[str, Any]) -> Columns:
     cols = _broadcast({"N": _column(X, "N"), "D": _column(X, "D")})
     return {"logN": np.log(cols["N"]), "logD": np.log(cols["D"])}
@@ -191,14 +199,11 @@ def _chinchilla_prepare(X: Mapping[str, Any]) -> Columns:
 def _chinchilla_jacobian(theta: Mapping[str, Any], c: Columns) -> tuple[np.ndarray, dict[str, np.ndarray]]:
     """log L = LSE(a − α·log N, b − β·log D, e) and its fit-space partials: the softmax weights s_i of
     the three terms (times −log N, −log D for the exponents)."""
-    t1 = theta["A"] - theta["alpha"] * c["logN"]
-    t2 = theta["B"] - theta["beta"] * c["logD"]
-    t3 = theta["E"] + 0 * c["logN"]
-    m = np.maximum(np.maximum(t1, t2), t3)
-    e1, e2, e3 = np.exp(t1 - m), np.exp(t2 - m), np.exp(t3 - m)
-    total = e1 + e2 + e3
-    s1, s2, s3 = e1 / total, e2 / total, e3 / total
-    value = m + np.log(total)
+    value, s1, s2, s3 = _lse3(
+        theta["A"] - theta["alpha"] * c["logN"],
+        theta["B"] - theta["beta"] * c["logD"],
+        theta["E"] + 0 * c["logN"],
+    )
     return value, {"A": s1, "B": s2, "E": s3, "alpha": -s1 * c["logN"], "beta": -s2 * c["logD"]}
 
 
@@ -273,14 +278,9 @@ def _precision_jacobian(theta: Mapping[str, Any], c: Columns) -> tuple[np.ndarra
         floored = factor < 1e-12
         log_n = log_n + np.log(np.maximum(factor, 1e-12))
         g[k] = np.where(floored, 0.0, np.exp(-u) / np.where(floored, 1.0, factor))
-    t1 = theta["A"] - theta["alpha"] * log_n
-    t2 = theta["B"] - theta["beta"] * c["logD"]
-    t3 = theta["E"] + 0 * log_n
-    m = np.maximum(np.maximum(t1, t2), t3)
-    e1, e2, e3 = np.exp(t1 - m), np.exp(t2 - m), np.exp(t3 - m)
-    total = e1 + e2 + e3
-    s1, s2, s3 = e1 / total, e2 / total, e3 / total
-    log_train = m + np.log(total)
+    log_train, s1, s2, s3 = _lse3(
+        theta["A"] - theta["alpha"] * log_n, theta["B"] - theta["beta"] * c["logD"], theta["E"] + 0 * log_n
+    )
     log_robust = 0.0
     d_robust = {}
     for k in KINDS:
@@ -337,10 +337,9 @@ def precision_law() -> Law:
     headline (compute-optimal training precision of 7–8 bits); the alternative (P_x − n_x)/γ_x does not
     for the activation/KV terms. A factor is floored at 1e-12 where P_x/γ_x < n_x.
     """
-    scale = tuple(float(v) for v in range(0, 30, 5))
     params = (
-        Param("A", 1e-4, 1e17, scale, log=True, doc="scale of the parameter term"),
-        Param("B", 1e-4, 1e17, scale, log=True, doc="scale of the data term"),
+        Param("A", 1e-4, 1e17, _SCALE_GRID, log=True, doc="scale of the parameter term"),
+        Param("B", 1e-4, 1e17, _SCALE_GRID, log=True, doc="scale of the data term"),
         Param("E", 1e-3, 20.0, _E_GRID, log=True, doc="irreducible loss"),
         Param("alpha", 0.0, 3.0, _EXP_GRID, doc="parameter exponent"),
         Param("beta", 0.0, 3.0, _EXP_GRID, doc="data exponent"),

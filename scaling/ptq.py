@@ -381,15 +381,13 @@ def quantize_weights(
     fmt: NumberFormat | str,
     method: str = "rtn",
     calib_batches: Sequence[torch.Tensor] | None = None,
-    *,
-    damp: float = 0.01,
-    block_size: int = 128,
-    act_order: bool = False,
+    **options: float | int | bool,
 ) -> GPT:
-    """A copy of `model` whose every QLinear weight is quantize-dequantized to `fmt` (see `ptq_quantize`)."""
-    return ptq_quantize(
-        model, fmt, method, calib_batches, damp=damp, block_size=block_size, act_order=act_order
-    ).model
+    """A copy of `model` whose every QLinear weight is quantize-dequantized to `fmt` (see `ptq_quantize`).
+
+    `options`: damp, block_size, act_order for GPTQ (their defaults are those of `ptq_quantize`).
+    """
+    return ptq_quantize(model, fmt, method, calib_batches, **options).model
 
 
 def ptq_loss(

@@ -302,6 +302,7 @@ def train(
     eval_at = {round(n_steps * (i + 1) / cfg.n_evals) - 1 for i in range(cfg.n_evals)}
     train_curve: list[tuple[int, float]] = []
     val_curve: list[tuple[int, float]] = []
+    last_eval = EvalStats(math.nan, math.nan, math.nan)
     status, train_time, steps_done = "ok", 0.0, 0
     model.train()
     for step in range(n_steps):
@@ -330,13 +331,17 @@ def train(
         if on_step is not None:
             on_step(step, n_steps, loss_value)
         if step in eval_at:
-            val_curve.append((step, evaluate(model, val_batches, cfg.loss).loss))
-            if not math.isfinite(val_curve[-1][1]):
+            last_eval = evaluate(model, val_batches, cfg.loss)
+            val_curve.append((step, last_eval.loss))
+            if not math.isfinite(last_eval.loss):
                 status = "diverged"
                 break
-    final = (
-        evaluate(model, val_batches, cfg.loss) if status == "ok" else EvalStats(math.nan, math.nan, math.nan)
-    )
+    if status != "ok":
+        final = EvalStats(math.nan, math.nan, math.nan)
+    elif val_curve and val_curve[-1][0] == n_steps - 1:  # the last step was just evaluated: reuse it
+        final = last_eval
+    else:
+        final = evaluate(model, val_batches, cfg.loss)
     if status == "ok" and not math.isfinite(final.loss):
         status = "diverged"
     spec, mc = model.config.precision, model.config

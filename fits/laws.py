@@ -479,6 +479,16 @@ PUBLISHED: dict[str, tuple[str, dict[str, float], str]] = {
 }
 
 
+PUBLISHED_RANGES: dict[str, dict[str, tuple[float, float]]] = {
+    # The data each published constant set was fitted on, as its paper states it.
+    # Kumar et al. 2024: N in {30, 60, 110, 220}M, D in {1.5, ..., 26}B tokens, 3..16 bits (checked to 1.7B).
+    "kumar2024": {"N": (3.0e7, 2.2e8), "D": (1.5e9, 2.6e10), "P": (3.0, 16.0)},
+    # Hoffmann et al. 2022: >400 models, 70M..16B parameters, 5B..500B tokens (Epoch refit the same runs).
+    "chinchilla-hoffmann2022": {"N": (7.0e7, 1.6e10), "D": (5.0e9, 5.0e11)},
+    "chinchilla-epoch2024": {"N": (7.0e7, 1.6e10), "D": (5.0e9, 5.0e11)},
+}
+
+
 def list_laws() -> dict[str, str]:
     """Law families and published constant sets, name -> one-line description."""
     out = {name: build().describe() for name, build in _BUILDERS.items()}

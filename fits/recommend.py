@@ -29,7 +29,7 @@ from typing import Any
 import numpy as np
 
 from fits.hardware import HardwareProfile, get_profile
-from fits.laws import KINDS, Law, derived_quantities
+from fits.laws import KINDS, PUBLISHED, PUBLISHED_RANGES, Law, derived_quantities, published
 from scaling.errors import UserError
 from scaling.formats import FLOAT_FORMATS, IntFormat, PrecisionSpec, parse_format
 
@@ -45,15 +45,6 @@ GRID_POINTS = 97
 GOLDEN_ITERS = 56
 EXTRAPOLATION_FACTOR = 10.0
 """Warn when the answer lies more than this factor outside the fitted data range of N, D or C."""
-
-PUBLISHED_RANGES: dict[str, dict[str, tuple[float, float]]] = {
-    # The data each published constant set was fitted on, as its paper states it.
-    # Kumar et al. 2024: N in {30, 60, 110, 220}M, D in {1.5, ..., 26}B tokens, 3..16 bits (checked to 1.7B).
-    "kumar2024": {"N": (3.0e7, 2.2e8), "D": (1.5e9, 2.6e10), "P": (3.0, 16.0)},
-    # Hoffmann et al. 2022: >400 models, 70M..16B parameters, 5B..500B tokens (Epoch refit the same runs).
-    "chinchilla-hoffmann2022": {"N": (7.0e7, 1.6e10), "D": (5.0e9, 5.0e11)},
-    "chinchilla-epoch2024": {"N": (7.0e7, 1.6e10), "D": (5.0e9, 5.0e11)},
-}
 
 
 # ----------------------------------------------------------------------------------- precision set
@@ -550,14 +541,10 @@ class LawSource:
 def load_law(law: str | None = None, fit: str | None = None) -> LawSource:
     """The law to optimise: `fit` (a fit.json from `scalefit fit`) or the published set `law` (default
     `kumar2024`). A fit brings its bootstrap draws and fitted data range."""
-    from fits.laws import published
-
     if fit is not None and law is not None:
         raise UserError("give either --law or --fit, not both")
     if fit is None:
         name = law or "kumar2024"
-        from fits.laws import PUBLISHED
-
         if name not in PUBLISHED:
             raise UserError(
                 f"unknown law {name!r} for recommend; choose a published one ({', '.join(PUBLISHED)}) "

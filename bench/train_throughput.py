@@ -174,7 +174,7 @@ def main() -> None:
                 _, tps = engine_tokens_per_s(n, "bf16", steps, args.batch, args.seq_len, args.threads)
                 best["bf16"] = max(best.get("bf16", 0.0), tps)
             mc = r32.model.config
-            ref = naive_tokens_per_s(ModelConfig(**{**mc.__dict__}), data, args.steps, args.batch)
+            ref = naive_tokens_per_s(mc, data, args.steps, args.batch)
             best["ref"] = max(best.get("ref", 0.0), ref)
         fp32, bf16, quant, ref = best["fp32"], best["bf16"], best["quant"], best["ref"]
         base = bf16 if fast == "bf16" else fp32

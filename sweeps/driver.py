@@ -23,7 +23,7 @@ from typing import Any
 
 from scaling.errors import UserError
 from sweeps.executors import Outcome
-from sweeps.plan import PlannedRun, Timing, estimate_seconds
+from sweeps.plan import PlannedRun, Timing, estimate_seconds, step_flops
 from sweeps.store import RunStore
 
 
@@ -49,14 +49,13 @@ class SweepSummary:
 
 def relative_cost(run: PlannedRun) -> float:
     """A run's cost in arbitrary units for the ETA: its calibrated estimate if `--plan`-style timing was
-    done, else the same formula with step and forward costs proportional to their FLOPs."""
+    done, else the same formula with the step cost its FLOPs and the forward cost per token a third of a
+    training token's."""
     if math.isfinite(run.est_seconds):
         return run.est_seconds
     t = run.config["train"]
-    per_token = 2.0 * max(run.n_params, 1) + 2.0 * run.shape.get("n_layers", 0) * t[
-        "seq_len"
-    ] * run.shape.get("d_model", 0)
-    timing = Timing(step=3.0 * per_token * t["batch_size"] * t["seq_len"], forward_token=per_token)
+    step = step_flops(run)
+    timing = Timing(step=step, forward_token=step / (3.0 * t["batch_size"] * t["seq_len"]))
     config = (
         run.config
         if "tokens" in t

@@ -381,12 +381,8 @@ class BioSWorld(World):
         # bioS_simple: one template per attribute per person, drawn once.
         self.fixed_templates = rng.integers(0, N_TEMPLATES, (n_people, len(ATTRIBUTES)))
 
-        words: list[str] = []
-        self._templates: dict[str, list[list[str]]] = {}
-        for a in ATTRIBUTES:
-            parsed = [_WORD.findall(t) for t in templates(a)]
-            self._templates[a] = parsed
-            words += [w for t in parsed for w in t if w not in ("{s}", "{v}")]
+        parsed = {a: [_WORD.findall(t) for t in templates(a)] for a in ATTRIBUTES}
+        words = [w for ts in parsed.values() for t in ts for w in t if w not in ("{s}", "{v}")]
         words += ["He", "She", "he", "she", *MONTHS, *DAYS, ",", *YEARS]
         words += [*pools.first, *pools.middle, *pools.last, *pools.cities, *pools.universities]
         words += [*pools.majors, *pools.employers]
@@ -394,7 +390,7 @@ class BioSWorld(World):
         ix = tok.index
         self._tpl_ids = {
             a: [[("S" if w == "{s}" else "V" if w == "{v}" else ix[w]) for w in t] for t in ts]
-            for a, ts in self._templates.items()
+            for a, ts in parsed.items()
         }
         self._first_ids = np.array([ix[w] for w in pools.first])
         self._middle_ids = np.array([ix[w] for w in pools.middle])

@@ -10,7 +10,6 @@ so 1,000 refits cost about as much as a handful of sequential L-BFGS-B runs. Thi
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 
 import numpy as np
@@ -116,10 +115,3 @@ def standard_error(samples: np.ndarray) -> float:
     s = np.asarray(samples, dtype=float)
     s = s[np.isfinite(s)]
     return float(np.std(s, ddof=1)) if s.size > 1 else float("nan")
-
-
-def derived_draws(
-    draws: Mapping[str, np.ndarray], fn: Callable[[Mapping[str, np.ndarray]], Mapping[str, np.ndarray]]
-) -> dict[str, np.ndarray]:
-    """Apply a vectorised derived-quantity function (e.g. `laws.derived_quantities`) to every replicate."""
-    return {k: np.asarray(v, dtype=float) for k, v in fn(draws).items()}

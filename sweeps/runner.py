@@ -18,10 +18,7 @@ import importlib
 import json
 import math
 import time
-from collections.abc import Callable
 from typing import Any
-
-RunFn = Callable[[str, dict[str, Any]], list[dict[str, Any]]]
 
 # task -> "module:function" taking the resolved run config and returning rows (see module docstring).
 TASK_RUNNERS = {"lm": "sweeps.runner:run_lm", "bios": "sweeps.runner:run_bios"}

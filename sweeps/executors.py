@@ -1,6 +1,6 @@
 """Where runs execute: in local processes (`LocalExecutor`) or as Ray tasks on a cluster (`RayExecutor`).
 
-Both have the same small interface, used by `sweeps.sweep.run_sweep`:
+Both have the same small interface, used by `sweeps.driver.run_sweep`:
 
     executor.start(); executor.slots          # how many runs may be in flight at once
     executor.submit(run_id, config)           # start one run (the run function is fixed at construction)

@@ -427,13 +427,13 @@ def staged_precision_fit(
     def subset(mask: np.ndarray) -> dict[str, np.ndarray]:
         return {k: v[mask] for k, v in cols.items()}
 
-    def run(names: Sequence[str], mask: np.ndarray, label: str, starts: np.ndarray | None) -> None:
+    def run(names: Sequence[str], mask: np.ndarray, label: str) -> None:
         free = tuple(n for n in law.param_names if n in names and n not in user_fixed and n not in tied)
         if not free:
             return
         fixed_now = {n: current[n] for n in law.param_names if n not in free and n not in tied}
         obj = Objective(law, subset(mask), log_y[mask], free, fixed_now, tied, huber_delta)
-        out = fit_objective(obj, law.start_grid(free) if starts is None else starts, n_refine=n_refine)
+        out = fit_objective(obj, law.start_grid(free), n_refine=n_refine)
         current.update({n: out.theta[n] for n in free})
         stages.append(
             {
@@ -446,10 +446,10 @@ def staged_precision_fit(
         )
 
     stages: list[dict[str, Any]] = []
-    run(CHINCHILLA_PART, high, "high-precision runs: A, B, E, alpha, beta", None)
-    run([f"{p}_{k}" for k in varied for p in ("gamma", "n")], no_ptq, "pre-PTQ runs: gamma_x, n_x", None)
+    run(CHINCHILLA_PART, high, "high-precision runs: A, B, E, alpha, beta")
+    run([f"{p}_{k}" for k in varied for p in ("gamma", "n")], no_ptq, "pre-PTQ runs: gamma_x, n_x")
     if has_ptq:
-        run(PTQ_PART, np.ones_like(no_ptq), "all rows: delta_PTQ constants", None)
+        run(PTQ_PART, np.ones_like(no_ptq), "all rows: delta_PTQ constants")
     free = tuple(n for n in law.param_names if n not in held and n not in user_fixed and n not in tied)
     fixed_all = {n: current[n] for n in law.param_names if n not in free and n not in tied}
     joint = Objective(law, cols, log_y, free, fixed_all, tied, huber_delta)

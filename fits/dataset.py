@@ -194,10 +194,8 @@ def fit_data(df: Any, law_name: str, ptq_method: str | None = None) -> FitData:
                     f"only {distinct} distinct {c} value(s) among {y.size} rows; the {law_name} law needs "
                     f">= {MIN_DISTINCT} to separate its N and D terms"
                 )
-        if "flops" in df.columns and np.all(np.isfinite(_numeric(df, "flops")[keep])):
-            compute = _numeric(df, "flops")[keep]
-        else:
-            compute = 6.0 * X["N"] * X["D"]
+        flops = _numeric(df, "flops")[keep] if "flops" in df.columns else None
+        compute = flops if flops is not None and np.all(np.isfinite(flops)) else 6.0 * X["N"] * X["D"]
     else:
         size = X["params_paper"] if "params_paper" in X else X["N"]
         compute = size * (_numeric(df, "exposures")[keep] if "exposures" in df.columns else 1.0)

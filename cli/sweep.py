@@ -67,11 +67,7 @@ def sweep(
     if out is not None and not plan_only and not resume:
         from sweeps.store import RunStore
 
-        if RunStore(out).exists():  # fail before the slow imports of planning
-            raise UserError(
-                f"{out.with_suffix('.runs')} already holds finished runs; pass --resume to continue that "
-                f"sweep (finished runs are kept and not redone) or choose another --out"
-            )
+        RunStore(out).require_new()  # fail before the slow imports of planning
     sweep_spec = load_spec(preset_path(preset) if preset else Path(spec))
     runs = plan(sweep_spec)
     console = Console(stderr=True)

@@ -21,7 +21,6 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from scaling.errors import UserError
 from sweeps.executors import Outcome
 from sweeps.plan import PlannedRun, Timing, estimate_seconds, step_flops
 from sweeps.store import RunStore
@@ -99,12 +98,8 @@ def run_sweep(
 ) -> SweepSummary:
     """Execute every planned run not yet in `store` on `executor` (see module docstring)."""
     start = time.perf_counter()
-    if store.exists() and not resume:
-        n = len(store.finished())
-        raise UserError(
-            f"{store.root} already holds {n} finished run(s); pass --resume to continue that sweep "
-            f"(finished runs are kept and not redone) or choose another --out"
-        )
+    if not resume:
+        store.require_new()
     store.create()
     summary = SweepSummary(planned=len(runs), recovered=store.recover())
     done = store.finished()

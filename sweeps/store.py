@@ -236,6 +236,14 @@ class RunStore:
         """Whether this run directory already holds finished runs (a sweep wrote here before)."""
         return self.runs_dir.is_dir() and any(self.runs_dir.glob("*.parquet"))
 
+    def require_new(self) -> None:
+        """Refuse (UserError) to start a new sweep where one already wrote; --resume continues that one."""
+        if self.exists():
+            raise UserError(
+                f"{self.root} already holds {len(self.finished())} finished run(s); pass --resume to "
+                f"continue that sweep (finished runs are kept and not redone) or choose another --out"
+            )
+
     def recover(self) -> dict[str, int]:
         """Delete half-written temp files and dead processes' claims; move unreadable run files aside.
 

@@ -134,9 +134,7 @@ class HardwareProfile:
 
 
 def _bits(fmt: NumberFormat) -> float:
-    if fmt is TF32:
-        return 32.0
-    return float(fmt.bits) if fmt is not BF16 else 16.0
+    return 32.0 if fmt is TF32 else float(fmt.bits)  # TF32 (19 stored bits) stands for fp32 training
 
 
 def _profile(name: str, summary: str, assumptions: str, native: dict[str, float] | None) -> HardwareProfile:

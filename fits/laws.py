@@ -111,6 +111,12 @@ class Law:
             raise UserError(f"law {self.name!r} needs parameter(s) {', '.join(missing)}")
         return {p.name: p.to_fit(params[p.name]) for p in self.params}
 
+    def draws_to_fit_space(self, draws: Mapping[str, Any]) -> dict[str, np.ndarray]:
+        """Fit-space arrays of shape (S, 1) from S draws per parameter (e.g. bootstrap replicates): the
+        batch form `log_predict_theta` evaluates against n rows at once, giving (S, n)."""
+        arrays = {name: np.asarray(draws[name], dtype=float).reshape(-1) for name in self.param_names}
+        return {name: v[:, None] for name, v in self.to_fit_space(arrays).items()}
+
     def from_fit_space(self, theta: Mapping[str, Any]) -> dict[str, Any]:
         return {p.name: p.from_fit(theta[p.name]) for p in self.params}
 

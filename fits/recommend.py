@@ -457,12 +457,6 @@ def _infeasible_message(
     )
 
 
-def _draw_theta(law: Law, draws: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
-    """Fit-space parameter arrays of shape (S, 1), one row per bootstrap draw."""
-    arrays = {name: np.asarray(draws[name], dtype=float).reshape(-1) for name in law.param_names}
-    return {name: v[:, None] for name, v in law.to_fit_space(arrays).items()}
-
-
 def _propagate(
     rec: Recommendation,
     law: Law,
@@ -474,7 +468,7 @@ def _propagate(
     hi: float,
 ) -> None:
     """95% percentile intervals over bootstrap draws: loss at the optimum and each draw's own optimal N, D."""
-    theta = _draw_theta(law, draws)
+    theta = law.draws_to_fit_space(draws)
     S = len(next(iter(theta.values())))
     rows = np.tile(bits, (S, 1))
 

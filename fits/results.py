@@ -118,7 +118,7 @@ class FitResult:
         if not self.draws:
             raise UserError("this fit has no bootstrap draws (fit with --bootstrap > 0 to get intervals)")
         cols = self.law.prepare(X)
-        theta = {p.name: p.to_fit(self.draws[p.name])[:, None] for p in self.law.params}
+        theta = self.law.draws_to_fit_space(self.draws)
         with np.errstate(all="ignore"):
             return np.exp(self.law.log_predict_theta(theta, cols))
 

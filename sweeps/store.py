@@ -210,6 +210,7 @@ class RunStore:
         self.discarded_dir = self.root / "discarded"
         self.sweeps_dir = self.root / "sweeps"
         self._valid: dict[str, tuple[int, int]] = {}  # run_id -> (size, mtime_ns) of files already checked
+        self._frames: dict[str, tuple[tuple[int, int], Any]] = {}  # run_id -> ((size, mtime_ns), rows read)
         self._me = {"host": socket.gethostname(), "pid": os.getpid(), "start": _process_start(os.getpid())}
 
     # -- set-up and locking -------------------------------------------------------------------------------
@@ -357,15 +358,28 @@ class RunStore:
     def read_runs(self, run_ids: Sequence[str] | None = None):
         """All rows of the finished runs (or of `run_ids`), sorted, as a pandas DataFrame."""
         import pandas as pd
-        import pyarrow.parquet as pq
 
         ids = sorted(self.finished() if run_ids is None else set(run_ids) & self.finished())
-        frames = [pq.read_table(self._run_path(i)).to_pandas() for i in ids]
+        frames = [self._read_run(i) for i in ids]
         if not frames:
             return pd.DataFrame({c: pd.Series(dtype=_pandas_dtype(k)) for c, k in CORE_COLUMNS.items()})
         df = pd.concat(frames, ignore_index=True)
         keys = [k for k in SORT_KEYS if k in df.columns]
         return df.sort_values(keys, kind="stable").reset_index(drop=True)
+
+    def _read_run(self, run_id: str):
+        """One run file's rows as a DataFrame, read once per file version (periodic consolidation re-reads
+        only the runs that arrived since)."""
+        import pyarrow.parquet as pq
+
+        path = self._run_path(run_id)
+        st = path.stat()
+        key = (st.st_size, st.st_mtime_ns)
+        cached = self._frames.get(run_id)
+        if cached is None or cached[0] != key:
+            cached = (key, pq.read_table(path).to_pandas())
+            self._frames[run_id] = cached
+        return cached[1]
 
     def consolidate(self) -> int:
         """Rewrite `results.parquet` atomically from every valid run file; returns the number of rows."""

@@ -355,12 +355,11 @@ class RunStore:
 
     # -- reading ------------------------------------------------------------------------------------------
 
-    def read_runs(self, run_ids: Sequence[str] | None = None):
-        """All rows of the finished runs (or of `run_ids`), sorted, as a pandas DataFrame."""
+    def read_runs(self):
+        """All rows of the finished runs, sorted, as a pandas DataFrame."""
         import pandas as pd
 
-        ids = sorted(self.finished() if run_ids is None else set(run_ids) & self.finished())
-        frames = [self._read_run(i) for i in ids]
+        frames = [self._read_run(i) for i in sorted(self.finished())]
         if not frames:
             return pd.DataFrame({c: pd.Series(dtype=_pandas_dtype(k)) for c, k in CORE_COLUMNS.items()})
         df = pd.concat(frames, ignore_index=True)

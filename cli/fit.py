@@ -68,7 +68,8 @@ def fit(
         fixed = {k: float(v) for k, v in _pairs(fix, "--fix").items()}
     except ValueError:
         raise UserError(f"--fix values must be numbers, got {fix}") from None
-    table = read_table(results, parse_mapping(mapping), derive_d)
+    columns = parse_mapping(mapping)
+    table = read_table(results, columns, derive_d)
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         data = fit_data(table, law, ptq_method)
@@ -97,7 +98,7 @@ def fit(
         except UserError as exc:
             console.print(f"warning: --isoflop skipped: {exc}", style="yellow", markup=False, highlight=False)
     result.options["input"] = str(results)
-    result.options["map"] = parse_mapping(mapping)
+    result.options["map"] = columns
     result.options["derive_d"] = derive_d
     result.to_json(out)
     typer.echo(result.summary(budget))

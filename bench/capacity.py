@@ -45,7 +45,7 @@ def _run(people: int, args: argparse.Namespace, precision: str) -> list[dict]:
         "threads": args.threads,
         "n_evals": 4,
         "eval_tokens": 8192,
-        "bios": {"variant": args.variant},
+        "bios": {"variant": args.variant, **({"pieces": args.pieces} if args.pieces else {})},
         "ptq": {"methods": ["rtn", "gptq"], "formats": ["int8", "int4"], "calib_tokens": 8192},
     }
     t0 = time.perf_counter()
@@ -113,6 +113,9 @@ def main() -> int:
         "--lr", type=float, default=None, help="peak learning rate (default: scaling.train.default_lr)"
     )
     ap.add_argument("--variant", default="bioS", help="bioS (multi+permute) or bioS_simple")
+    ap.add_argument(
+        "--pieces", type=int, default=0, help="BPE pieces for names and values (0: whole-word vocabulary)"
+    )
     ap.add_argument(
         "--qat", default="", help="also train the first people count at this precision (e.g. w4a8kv8)"
     )

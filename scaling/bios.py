@@ -27,7 +27,8 @@ sentence names the person in full, later ones use the pronoun. Variants:
   that attribute's D chunks, each chunk L tokens from a T-token alphabet (see :func:`bioD`).
 
 Tokens come from a closed vocabulary (:class:`BioTokenizer`): one token per word, punctuation mark, name
-part and attribute value (dates are month, day, ``,``, year). :class:`BioSource` implements the
+part and attribute value (dates are month, day, ``,``, year), or, with ``pieces`` = V, name parts and
+values split into V byte-pair pieces (:func:`train_pieces`). :class:`BioSource` implements the
 ``TokenSource`` protocol of scaling/data.py with exact exposures: epoch e of the stream is every biography
 once, in an order shuffled per epoch; E epochs = E exposures of every person. Optional junk documents
 (random or repetitive) can be mixed in at a token ratio, and useful documents can carry a domain token.
@@ -37,6 +38,7 @@ from __future__ import annotations
 
 import functools
 import hashlib
+import itertools
 import math
 import re
 from dataclasses import dataclass, field
@@ -98,7 +100,7 @@ MAJORS = (
     "Information Systems", "International Relations", "Journalism", "Kinesiology", "Labor Studies",
     "Latin American Studies", "Law", "Linguistics", "Management", "Marine Biology",
     "Marketing", "Materials Science", "Mathematics", "Mechanical Engineering", "Media Studies",
-    "Medicine", "Meteorology", "Microbiology", "Music", "Music Theory",
+    "Medicine", "Meteorology", "Microbiology", "Music", "Musicology",
     "Neuroscience", "Nuclear Engineering", "Nursing", "Nutrition", "Oceanography",
     "Pharmacology", "Pharmacy", "Philosophy", "Photography", "Physics",
     "Political Science", "Psychology", "Public Health", "Public Policy", "Religious Studies",
@@ -264,39 +266,99 @@ def make_pools(seed: int = 0) -> Pools:
     return Pools(first, middle, last_pool, cities, universities, MAJORS, tuple(employers), hq, faker.VERSION)
 
 
-class BioTokenizer:
-    """A closed vocabulary: special tokens, template words and punctuation, name parts and whole values.
+def train_pieces(words: list[str], size: int) -> dict[str, tuple[str, ...]]:
+    """Byte-pair encoding (Sennrich et al. 2016) of ``words`` into a vocabulary of at most ``size`` pieces.
 
-    ``encode`` maps a list of vocabulary entries (words or whole values) to ids; ``decode`` renders ids
-    as text (spaces between entries, none before punctuation).
+    Every word starts as its characters; every piece but a word's last carries a ``@@`` suffix (as in
+    subword-nmt), so no word's pieces are a prefix of another word's and a value's loss needs no end
+    marker. The most frequent adjacent pair (counted with the words' multiplicity; ties broken by the
+    pair's strings) is merged until ``size`` distinct pieces exist or no pair is left. Returns each
+    distinct word's final segmentation, which is its encoding. Written here rather than taken from the
+    ``tokenizers`` package: that trainer's merges depend on the process's hash seed, and the vocabulary
+    must be reproducible.
+    """
+    counts: dict[str, int] = {}
+    for w in words:
+        counts[w] = counts.get(w, 0) + 1
+    seg = {w: [*(f"{c}@@" for c in w[:-1]), w[-1]] for w in sorted(counts)}
+    vocab = {p for s in seg.values() for p in s}
+    while len(vocab) < size:
+        pairs: dict[tuple[str, str], int] = {}
+        for w, s in seg.items():
+            for pair in itertools.pairwise(s):
+                pairs[pair] = pairs.get(pair, 0) + counts[w]
+        if not pairs:
+            break
+        a, b = min(pairs, key=lambda pr: (-pairs[pr], pr))
+        merged = a[:-2] + b
+        for s in seg.values():
+            i = 0
+            while i < len(s) - 1:
+                if s[i] == a and s[i + 1] == b:
+                    s[i : i + 2] = [merged]
+                i += 1
+        vocab.add(merged)
+    return {w: tuple(s) for w, s in seg.items()}
+
+
+@functools.lru_cache(maxsize=4)
+def _piece_map(seed: int, size: int) -> dict[str, tuple[str, ...]]:
+    """Pieces of every name part and value of the seed's pools (BPE trained on the pools' words, each
+    entry's words counted once per entry); template words, months and punctuation stay whole."""
+    p = make_pools(seed)
+    entries = [*p.first, *p.middle, *p.last, *DAYS, *YEARS, *p.cities, *p.universities, *p.majors]
+    entries += list(p.employers)
+    seg = train_pieces([w for e in entries for w in _WORD.findall(e)], size)
+    return {e: tuple(x for w in _WORD.findall(e) for x in seg[w]) for e in entries}
+
+
+class BioTokenizer:
+    """A closed vocabulary: special tokens, then entries (words, punctuation, name parts, whole values).
+
+    With ``pieces`` (entry -> its pieces, from :func:`train_pieces`), those entries are stored as their
+    pieces instead of whole. ``ids(entry)`` gives an entry's token ids, ``encode`` a list of entries' ids
+    concatenated; ``decode`` renders ids as text (spaces between entries, none before punctuation or a
+    piece that follows a ``@@`` piece).
     """
 
     SPECIALS = ("<s>", "<bios>", "<junk>")
 
-    def __init__(self, entries: list[str]) -> None:
+    def __init__(self, entries: list[str], pieces: dict[str, tuple[str, ...]] | None = None) -> None:
         vocab: list[str] = []
         index: dict[str, int] = {}
+        split: dict[str, list[int]] = {}
         for e in [*self.SPECIALS, *entries]:
-            if e not in index:
-                index[e] = len(vocab)
-                vocab.append(e)
+            if e in split:
+                continue
+            parts = (pieces or {}).get(e, (e,))
+            for p in parts:
+                if p not in index:
+                    index[p] = len(vocab)
+                    vocab.append(p)
+            split[e] = [index[p] for p in parts]
         self.vocab = vocab
         self.index = index
+        self._split = split
 
     def __len__(self) -> int:
         return len(self.vocab)
 
-    def encode(self, entries: list[str]) -> list[int]:
+    def ids(self, entry: str) -> list[int]:
         try:
-            return [self.index[e] for e in entries]
-        except KeyError as err:
-            raise UserError(f"{err.args[0]!r} is not in the biography vocabulary") from None
+            return self._split[entry]
+        except KeyError:
+            raise UserError(f"{entry!r} is not in the biography vocabulary") from None
+
+    def encode(self, entries: list[str]) -> list[int]:
+        return [i for e in entries for i in self.ids(e)]
 
     def decode(self, ids) -> str:
-        out = ""
+        out, joined = "", False
         for i in ids:
             tok = self.vocab[int(i)]
-            glue = (len(tok) == 1 and not tok.isalnum()) or out.endswith("'")  # no space around punctuation
+            glue = joined or (len(tok) == 1 and not tok.isalnum()) or out.endswith("'")  # no space before
+            joined = tok.endswith("@@")  # punctuation or inside a word
+            tok = tok[:-2] if joined else tok
             out += tok if not out or glue else " " + tok
         return out
 
@@ -352,9 +414,18 @@ class World:
 
 
 class BioSWorld(World):
-    """bioS(N) people: unique names, uniform independent attributes, work city = employer's head office."""
+    """bioS(N) people: unique names, uniform independent attributes, work city = employer's head office.
 
-    def __init__(self, n_people: int, *, variant: str = "bioS", seed: int = 0) -> None:
+    ``pieces`` = 0: one token per template word, name part and whole value. ``pieces`` = V > 0: name parts
+    and values are split into a V-piece BPE vocabulary trained on the pools (:func:`train_pieces`; e.g. V
+    = 384 gives ~3.4 pieces per name part, ~85-token biographies and ~590 vocabulary entries instead of
+    ~2,800), as GPT-2's tokenizer splits them in the paper; template words stay whole. Small models then
+    spend their parameters on the transformer rather than on ~2,800 embedding rows.
+    """
+
+    def __init__(self, n_people: int, *, variant: str = "bioS", seed: int = 0, pieces: int = 0) -> None:
+        if pieces and pieces < 64:
+            raise UserError(f"pieces must be 0 (whole words) or at least 64, got {pieces}")
         if variant not in ("bioS", "bioS_simple"):
             raise UserError(f"bioS variant must be 'bioS' or 'bioS_simple', not {variant!r}")
         if not 1 <= n_people <= N0 // 10:
@@ -383,51 +454,48 @@ class BioSWorld(World):
 
         parsed = {a: [_WORD.findall(t) for t in templates(a)] for a in ATTRIBUTES}
         words = [w for ts in parsed.values() for t in ts for w in t if w not in ("{s}", "{v}")]
-        words += ["He", "She", "he", "she", *MONTHS, *DAYS, ",", *YEARS]
-        words += [*pools.first, *pools.middle, *pools.last, *pools.cities, *pools.universities]
-        words += [*pools.majors, *pools.employers]
-        self.tokenizer = tok = BioTokenizer(words)
-        ix = tok.index
+        words += ["He", "She", "he", "she", *MONTHS, ","]
+        named = [*pools.first, *pools.middle, *pools.last, *DAYS, *YEARS, *pools.cities, *pools.universities]
+        named += [*pools.majors, *pools.employers]
+        self.pieces = int(pieces)
+        split = _piece_map(seed, self.pieces) if pieces else None
+        self.tokenizer = tok = BioTokenizer([*words, *named], split)
         self._tpl_ids = {
-            a: [[("S" if w == "{s}" else "V" if w == "{v}" else ix[w]) for w in t] for t in ts]
+            a: [[x for w in t for x in (["S"] if w == "{s}" else ["V"] if w == "{v}" else tok.ids(w))]
+                for t in ts]
             for a, ts in parsed.items()
-        }
-        self._first_ids = np.array([ix[w] for w in pools.first])
-        self._middle_ids = np.array([ix[w] for w in pools.middle])
-        self._last_ids = np.array([ix[w] for w in pools.last])
-        self._month_ids = np.array([ix[w] for w in MONTHS])
-        self._day_ids = np.array([ix[w] for w in DAYS])
-        self._year_ids = np.array([ix[w] for w in YEARS])
-        self._city_ids = np.array([ix[w] for w in pools.cities])
-        self._univ_ids = np.array([ix[w] for w in pools.universities])
-        self._major_ids = np.array([ix[w] for w in pools.majors])
-        self._employer_ids = np.array([ix[w] for w in pools.employers])
-        self._comma = ix[","]
+        }  # fmt: skip
+        self._first_ids = [tok.ids(w) for w in pools.first]
+        self._middle_ids = [tok.ids(w) for w in pools.middle]
+        self._last_ids = [tok.ids(w) for w in pools.last]
+        city = [tok.ids(w) for w in pools.cities]
+        month, day, year = ([tok.ids(w) for w in pool] for pool in (MONTHS, DAYS, YEARS))
+        univ, major = [tok.ids(w) for w in pools.universities], [tok.ids(w) for w in pools.majors]
+        employer, comma = [tok.ids(w) for w in pools.employers], tok.ids(",")
         self._pronoun = {
-            (False, True): ix["He"],
-            (True, True): ix["She"],
-            (False, False): ix["he"],
-            (True, False): ix["she"],
+            (False, True): tok.ids("He")[0],
+            (True, True): tok.ids("She")[0],
+            (False, False): tok.ids("he")[0],
+            (True, False): tok.ids("she")[0],
         }  # (female, sentence start) -> id
         # Per-person token ids of the name and of every value, precomputed (rendering is on the hot path).
-        date = np.stack(
-            [self._month_ids[self.month], self._day_ids[self.day], np.full(n_people, self._comma),
-             self._year_ids[self.year]], axis=1)  # fmt: skip
-        columns = {
-            "birth_date": date,
-            "birth_city": self._city_ids[self.birth_city][:, None],
-            "university": self._univ_ids[self.university][:, None],
-            "major": self._major_ids[self.major][:, None],
-            "employer": self._employer_ids[self.employer][:, None],
-            "work_city": self._city_ids[self.work_city][:, None],
-        }
         self._values = [
-            dict(zip(columns, row, strict=True))
-            for row in zip(*(c.tolist() for c in columns.values()), strict=True)
+            {
+                "birth_date": month[m] + day[d] + comma + year[y],
+                "birth_city": city[bc],
+                "university": univ[u],
+                "major": major[mj],
+                "employer": employer[e],
+                "work_city": city[wc],
+            }
+            for m, d, y, bc, u, mj, e, wc in zip(
+                *(a.tolist() for a in (self.month, self.day, self.year, self.birth_city, self.university,
+                                       self.major, self.employer, self.work_city)), strict=True)
+        ]  # fmt: skip
+        self._names = [
+            self._first_ids[f] + self._middle_ids[m] + self._last_ids[la]
+            for f, m, la in zip(self.first.tolist(), self.middle.tolist(), self.last.tolist(), strict=True)
         ]
-        self._names = np.stack(
-            [self._first_ids[self.first], self._middle_ids[self.middle], self._last_ids[self.last]], axis=1
-        ).tolist()
 
     def values(self, i: int) -> dict[str, list[int]]:
         """Token ids of person i's value for every attribute."""
@@ -467,7 +535,7 @@ class BioSWorld(World):
             for j, w in enumerate(self._tpl_ids[a][choice[a_idx]]):
                 if w == "S":
                     if n == 0:
-                        name_pos = list(range(len(tokens), len(tokens) + 3))
+                        name_pos = list(range(len(tokens), len(tokens) + len(self._names[i])))
                         tokens += self._names[i]
                     else:
                         tokens.append(self._pronoun[(female, j == 0)])
@@ -475,7 +543,7 @@ class BioSWorld(World):
                     value_pos[a] = list(range(len(tokens), len(tokens) + len(values[a])))
                     tokens += values[a]
                 else:
-                    tokens.append(w)
+                    tokens.append(w)  # template ids are flattened: one entry per token
         return BioItem(tokens, name_pos, value_pos)
 
     def provenance(self) -> dict:
@@ -488,6 +556,7 @@ class BioSWorld(World):
             "N0": self.n_names,
             "S0": S0,
             "templates_per_attribute": N_TEMPLATES,
+            "pieces": self.pieces,
         }
 
 
@@ -741,7 +810,11 @@ class BioSource:
             "name": self.name,
             "vocab_size": self.vocab_size,
             "n_train_tokens": self.n_train_tokens,
-            "tokenizer": "closed vocabulary (words, name parts and whole values)",
+            "tokenizer": (
+                f"closed vocabulary: words whole, name parts and values as {w.pieces} BPE pieces"
+                if getattr(w := self.world, "pieces", 0)
+                else "closed vocabulary (words, name parts and whole values)"
+            ),
             "junk_ratio": self.junk_ratio,
             "junk": self.junk,
             "domain_token": self.domain_token,
@@ -749,14 +822,15 @@ class BioSource:
         }
 
 
-def bioS(n_people: int, *, seed: int = 0, **source_kw) -> BioSource:
-    """bioS(N) multi+permute: templates and sentence order re-drawn at every exposure."""
-    return BioSource(BioSWorld(n_people, variant="bioS", seed=seed), **source_kw)
+def bioS(n_people: int, *, seed: int = 0, pieces: int = 0, **source_kw) -> BioSource:
+    """bioS(N) multi+permute: templates and sentence order re-drawn at every exposure (``pieces`` > 0:
+    name parts and values as that many BPE pieces, see :class:`BioSWorld`)."""
+    return BioSource(BioSWorld(n_people, variant="bioS", seed=seed, pieces=pieces), **source_kw)
 
 
-def bioS_simple(n_people: int, *, seed: int = 0, **source_kw) -> BioSource:
+def bioS_simple(n_people: int, *, seed: int = 0, pieces: int = 0, **source_kw) -> BioSource:
     """bioS(N) simple: one fixed biography per person."""
-    return BioSource(BioSWorld(n_people, variant="bioS_simple", seed=seed), **source_kw)
+    return BioSource(BioSWorld(n_people, variant="bioS_simple", seed=seed, pieces=pieces), **source_kw)
 
 
 def bioD(n: int, k: int, c: int, d: int, length: int, t: int, *, seed: int = 0, **source_kw) -> BioSource:

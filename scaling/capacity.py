@@ -189,7 +189,7 @@ def measure_capacity(
 # --------------------------------------------------------------------------------------------------------
 # One sweep run.
 
-BIOS_OPTIONS = ("variant", "junk_ratio", "junk", "domain_token", "bioD", "data_seed")
+BIOS_OPTIONS = ("variant", "junk_ratio", "junk", "domain_token", "bioD", "data_seed", "pieces")
 VARIANTS = ("bioS", "bioS_simple", "bioD")
 
 
@@ -205,10 +205,13 @@ def make_source(people: int, options: dict[str, Any] | None = None) -> BioSource
     seed = int(opts.pop("data_seed", 0))
     kd = opts.pop("bioD", None)
     kw = {k: opts[k] for k in ("junk_ratio", "junk", "domain_token") if k in opts}
+    pieces = int(opts.pop("pieces", 0))
     if variant == "bioS":
-        return bioS(people, seed=seed, **kw)
+        return bioS(people, seed=seed, pieces=pieces, **kw)
     if variant == "bioS_simple":
-        return bioS_simple(people, seed=seed, **kw)
+        return bioS_simple(people, seed=seed, pieces=pieces, **kw)
+    if pieces:
+        raise UserError(f"pieces applies to bioS and bioS_simple, not {variant!r}")
     if variant == "bioD":
         if kd is None or len(kd) != 5:
             raise UserError("variant bioD needs bioD = [K, C, D, L, T]")

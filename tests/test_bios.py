@@ -13,15 +13,18 @@ import torch
 from scaling.bios import (
     ATTRIBUTES,
     CARDINALITY,
+    DAYS,
     MONTHS,
     N0,
     S0,
+    YEARS,
     BioTokenizer,
     bioD,
     bioS,
     bioS_simple,
     make_pools,
     templates,
+    train_pieces,
 )
 from scaling.data import TokenSource
 from scaling.errors import UserError
@@ -175,3 +178,47 @@ def test_bits_available(multi):
     w = multi.world
     assert w.attribute_bits == pytest.approx(math.log2(S0))
     assert w.bits_available == pytest.approx(300 * (math.log2(N0 / 300) + math.log2(S0)))
+
+
+def test_train_pieces_is_bpe_and_prefix_free():
+    words = ["lower", "lowest", "newer", "wider", "low", "low", "new"]
+    seg = train_pieces(words, 14)
+    assert set(seg) == set(words)
+    assert all("".join(p.removesuffix("@@") for p in s) == w for w, s in seg.items())
+    assert all(p.endswith("@@") for s in seg.values() for p in s[:-1])  # only the last piece is bare
+    assert not any(p.endswith("@@") for p in (s[-1] for s in seg.values()))
+    assert len({p for s in seg.values() for p in s}) <= 14
+    # 11 characters-with-position to start; merge 1 is the most frequent pair counted with multiplicity,
+    # l@@+o@@ (4: lower, lowest, low twice); merge 2 breaks the 3-3 tie of e@@+r and w@@+e@@ by the strings.
+    one, two = train_pieces(words, 12), train_pieces(words, 13)
+    assert one["low"] == ("lo@@", "w") and one["wider"] == ("w@@", "i@@", "d@@", "e@@", "r")
+    assert two["wider"] == ("w@@", "i@@", "d@@", "er") and two["lowest"][0] == "lo@@"
+    # Enough merges make every word one piece; none: characters.
+    assert all(len(s) == 1 for s in train_pieces(words, 10_000).values())
+    assert train_pieces(["ab"], 1) == {"ab": ("a@@", "b")}
+
+
+def test_pieces_render_the_same_text():
+    whole, pieces = bioS(200, seed=3), bioS(200, seed=3, pieces=384)
+    tw, tp = whole.world.tokenizer, pieces.world.tokenizer
+    assert len(tp) < 600 < 2000 < len(tw)
+    same = lambda x, y: x.replace(" ", "") == y.replace(" ", "")  # noqa: E731  (decode's spacing is cosmetic)
+    for i in range(200):
+        a, b = whole.item(i, None), pieces.item(i, None)
+        assert same(tw.decode(a.tokens), tp.decode(b.tokens))
+        assert tw.decode([a.tokens[p] for p in a.name_pos]) == tp.decode([b.tokens[p] for p in b.name_pos])
+        for attr in ATTRIBUTES:
+            va, vb = ([it.tokens[p] for p in it.value_pos[attr]] for it in (a, b))
+            assert same(tw.decode(va), tp.decode(vb))
+    # Per-attribute values stay prefix-free (no value's pieces start another value's), so the summed
+    # value loss needs no end marker; and the vocabulary is the same in every process.
+    w = pieces.world
+    p = w.pools
+    for pool in (p.first, p.middle, p.last, p.cities, p.universities, p.majors, p.employers, DAYS, YEARS):
+        seqs = {tuple(tp.ids(x)) for x in pool}
+        assert len(seqs) == len(pool)
+        assert not any(s[:k] in seqs for s in seqs for k in range(1, len(s)))
+    assert pieces.provenance()["pieces"] == 384
+    assert pieces.used_tokens().size <= len(tp)
+    with pytest.raises(UserError, match="pieces"):
+        bioS(10, pieces=8)

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 import torch
 
-from scaling.bios import N0, S0, BioSource, bioS, bioS_simple
+from scaling.bios import DAYS, MONTHS, N0, S0, YEARS, BioSource, bioS, bioS_simple
 from scaling.capacity import bio_losses, knowledge_bits, make_source, measure_capacity, params_paper, run_bios
 from scaling.errors import UserError
 from scaling.model import GPT, ModelConfig
@@ -57,9 +57,9 @@ def test_knowledge_bits_hand_computed():
     assert a == pytest.approx(3 * (20.0 - 1.0 / math.log(2)))
 
 
-@pytest.fixture(scope="module")
-def small() -> BioSource:
-    return bioS(12, seed=0)
+@pytest.fixture(scope="module", params=[0, 384], ids=["words", "pieces"])
+def small(request) -> BioSource:
+    return bioS(12, seed=0, pieces=request.param)
 
 
 def test_perfect_predictor_scores_all_bits(small):
@@ -80,54 +80,68 @@ def oracle_with_counts(pred: TablePredictor) -> TablePredictor:
     return pred
 
 
+def next_token(seqs: list[tuple[int, ...]], prefix: tuple[int, ...]) -> dict[int, float]:
+    """Next-token distribution under a uniform choice among ``seqs`` consistent with ``prefix``."""
+    nxt = [s[len(prefix)] for s in seqs if s[: len(prefix)] == prefix]
+    return {t: nxt.count(t) / len(nxt) for t in set(nxt)}
+
+
+def words(tokens: list[int], vocab: list[str]) -> list[list[int]]:
+    """Split token ids into words: a word ends at a token without the ``@@`` continuation suffix."""
+    out: list[list[int]] = [[]]
+    for t in tokens:
+        out[-1].append(t)
+        if not vocab[t].endswith("@@"):
+            out.append([])
+    return out[:-1]
+
+
 def knowledge_free(source: BioSource, names_known: bool = False):
     """The best predictor that knows the value sets (and the employer → city map) but no person:
-    uniform names (or uniform over the N training names), uniform values; the joint of employer and work
-    city is uniform over the 263 employers whichever comes first."""
+    uniform names (or uniform over the N training names), uniform values, each token predicted from the
+    values consistent with the tokens so far (values are multi-token with BPE pieces); the joint of
+    employer and work city is uniform over the 263 employers whichever comes first."""
     w = source.world
-    pools = w.pools
-    first_ids, middle_ids, last_ids = (w._first_ids.tolist(), w._middle_ids.tolist(), w._last_ids.tolist())
-    city_ids, employer_ids = w._city_ids.tolist(), w._employer_ids.tolist()
+    pools, tok = w.pools, w.tokenizer
+    seqs = lambda pool: [tuple(tok.ids(x)) for x in pool]  # noqa: E731
+    parts = [seqs(pools.first), seqs(pools.middle), seqs(pools.last)]
+    date = [seqs(MONTHS), seqs(DAYS), [tuple(tok.ids(","))], seqs(YEARS)]
+    city, employer = seqs(pools.cities), seqs(pools.employers)
+    options = {"birth_city": city, "university": seqs(pools.universities), "major": seqs(pools.majors)}
     hq = np.asarray(pools.hq)
-    per_city = np.bincount(hq, minlength=len(city_ids))
     names = [tuple(w.name_ids(i)) for i in range(w.n_people)]
-    uniform = lambda ids: {t: 1.0 / len(ids) for t in ids}  # noqa: E731
-    options = {
-        "birth_city": uniform(city_ids),
-        "university": uniform(w._univ_ids.tolist()),
-        "major": uniform(w._major_ids.tolist()),
-    }
-    date = [
-        uniform(w._month_ids.tolist()),
-        uniform(w._day_ids.tolist()),
-        {w._comma: 1.0},
-        uniform(w._year_ids.tolist()),
-    ]
+
+    def within(span: list[int], tokens: list[int], pos: int, pools_by_word) -> dict[int, float]:
+        """Distribution at ``pos`` inside ``span`` whose words come from ``pools_by_word``."""
+        offset = span[0]
+        for j, word in enumerate(words([tokens[p] for p in span], tok.vocab)):
+            if pos < offset + len(word):
+                return next_token(pools_by_word[j], tuple(tokens[offset:pos]))
+            offset += len(word)
+        raise AssertionError(pos)
 
     def dist(k, it, pos):
         if pos in it.name_pos:
-            j = it.name_pos.index(pos)
-            if names_known:  # uniform over the training names consistent with the parts so far
-                prefix = tuple(it.tokens[it.name_pos[0] : pos])
-                nxt = [n[j] for n in names if n[:j] == prefix]
-                return {t: nxt.count(t) / len(nxt) for t in set(nxt)}
-            return uniform((first_ids, middle_ids, last_ids)[j])
+            if names_known:  # uniform over the training names consistent with the name so far
+                return next_token(names, tuple(it.tokens[it.name_pos[0] : pos]))
+            return within(it.name_pos, it.tokens, pos, parts)
         attr = next(a for a, ps in it.value_pos.items() if pos in ps)
+        span = it.value_pos[attr]
+        prefix = tuple(it.tokens[span[0] : pos])
         if attr == "birth_date":
-            return date[it.value_pos[attr].index(pos)]
+            return within(span, it.tokens, pos, date)
         if attr in options:
-            return options[attr]
+            return next_token(options[attr], prefix)
+        value = lambda a: tuple(it.tokens[p] for p in it.value_pos[a])  # noqa: E731
         employer_first = it.value_pos["employer"][0] < it.value_pos["work_city"][0]
         if attr == "employer":
             if employer_first:
-                return uniform(employer_ids)
-            city = city_ids.index(it.tokens[it.value_pos["work_city"][0]])
-            return uniform([employer_ids[e] for e in np.flatnonzero(hq == city)])
-        # work_city
-        if employer_first:
-            e = employer_ids.index(it.tokens[it.value_pos["employer"][0]])
-            return {city_ids[hq[e]]: 1.0}
-        return {city_ids[c]: per_city[c] / len(employer_ids) for c in np.flatnonzero(per_city)}
+                return next_token(employer, prefix)
+            c = city.index(value("work_city"))
+            return next_token([employer[e] for e in np.flatnonzero(hq == c)], prefix)
+        if employer_first:  # work city: determined by the employer
+            return next_token([city[hq[employer.index(value("employer"))]]], prefix)
+        return next_token([city[c] for c in hq], prefix)  # work city first: the employers' head offices
 
     return dist
 
@@ -140,8 +154,9 @@ def test_knowledge_free_predictor_scores_zero_bits(small):
     assert abs(cap.bits) < 1e-3 * 12
 
 
-def test_names_known_predictor_scores_name_bits():
-    src = bioS_simple(30, seed=2)
+@pytest.mark.parametrize("pieces", [0, 384])
+def test_names_known_predictor_scores_name_bits(pieces):
+    src = bioS_simple(30, seed=2, pieces=pieces)
     pred = oracle_with_counts(TablePredictor(src, knowledge_free(src, names_known=True)))
     cap = measure_capacity(pred, src)
     assert cap.p1 == pytest.approx(math.log(30), rel=1e-6)

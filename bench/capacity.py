@@ -8,18 +8,21 @@ parameter count) and R_total, then the same after int8 and int4 weight PTQ (RTN 
 one quantization-aware (low-precision training) variant of the first (smaller) run.
 
 Usage:
-    python bench/capacity.py [--threads 1] [--people 250,1000] [--exposures 100] [--d-model 32]
-                             [--n-layers 2] [--qat w4a8kv8] [--write docs/benchmarks.md]
+    python bench/capacity.py [--threads 1] [--workers 1] [--people 250,1000] [--exposures 100]
+                             [--d-model 32] [--n-layers 2] [--pieces 0] [--qat w4a8kv8]
+                             [--write docs/benchmarks.md]
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import multiprocessing
 import os
 import platform
 import sys
 import time
+from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 
 import torch
@@ -31,6 +34,7 @@ SECTION = "## Knowledge capacity"
 
 
 def _run(people: int, args: argparse.Namespace, precision: str) -> list[dict]:
+    torch.set_num_threads(args.threads)
     run = {
         "people": people,
         "exposures": args.exposures,
@@ -103,7 +107,8 @@ def _verdicts(rows: list[dict], saturated_people: int) -> list[str]:
 
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--threads", type=int, default=1, help="torch CPU threads")
+    ap.add_argument("--threads", type=int, default=1, help="torch CPU threads per run")
+    ap.add_argument("--workers", type=int, default=1, help="runs trained at once (one process each)")
     ap.add_argument("--people", default="250,1000", help="comma-separated people counts (smallest first)")
     ap.add_argument("--exposures", type=int, default=100)
     ap.add_argument("--d-model", type=int, default=32)
@@ -125,29 +130,36 @@ def main() -> int:
     people = [int(p) for p in args.people.split(",")]
     load_before = os.getloadavg()[0]
     t0 = time.perf_counter()
+    jobs = [(n, "fp32") for n in people] + ([(people[0], args.qat)] if args.qat else [])
     rows: list[dict] = []
-    for n in people:
-        rows += _run(n, args, "fp32")
-        print("\n".join(_table(rows)[-5:]), flush=True)
-    if args.qat:
-        rows += _run(people[0], args, args.qat)
-        print("\n".join(_table(rows)[-5:]), flush=True)
+    ctx = multiprocessing.get_context("spawn")
+    with ProcessPoolExecutor(max_workers=min(args.workers, len(jobs)), mp_context=ctx) as pool:
+        futures = [pool.submit(_run, n, args, precision) for n, precision in jobs]
+        for fut in futures:  # rows in job order, printed as each job finishes in that order
+            rows += fut.result()
+            print("\n".join(_table(rows)[-5:]), flush=True)
     wall = time.perf_counter() - t0
     r0 = rows[0]
     machine = (
         f"{platform.machine()} CPU, {os.cpu_count()} cores shared with other jobs (load average "
-        f"{load_before:.1f} at start, {os.getloadavg()[0]:.1f} at end), {args.threads} torch thread(s), "
+        f"{load_before:.1f} at start, {os.getloadavg()[0]:.1f} at end), {args.workers} run(s) at once with "
+        f"{args.threads} torch thread(s) each, "
         f"torch {torch.__version__}"
     )
     command = "python bench/capacity.py " + " ".join(sys.argv[1:])
     shape = f"d_model {args.d_model}, {args.n_layers} layers, tied embeddings, N = {r0['N']:,} non-embedding"
+    pieces_note = ""
+    if args.pieces:
+        pieces_note = f"name parts and values as {args.pieces} BPE pieces (template words whole), "
     text = "\n".join(
         [
             SECTION,
             "",
             f"Machine: {machine}. Command: `{command}`. Wall time: {wall / 60:.1f} min.",
             "",
-            f"Model: {shape}; {args.variant}(N) with {args.exposures} exposures, AdamW, cosine schedule, "
+            f"Model: {shape}; {args.variant}(N) with {args.exposures} exposures, "
+            f"{pieces_note}"
+            f"lr {rows[0]['lr']:.2g}, AdamW, cosine schedule, "
             f"batch {args.batch_size} × 128 tokens, fp32 unless stated. R = bits / params counted as the "
             "paper "
             "does (non-embedding + embedding rows of tokens that occur); R_total = bits / all params; "

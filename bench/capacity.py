@@ -33,7 +33,7 @@ from scaling.capacity import run_bios
 SECTION = "## Knowledge capacity"
 
 
-def _run(people: int, args: argparse.Namespace, precision: str) -> list[dict]:
+def _run(people: int, precision: str, args: argparse.Namespace) -> list[dict]:
     torch.set_num_threads(args.threads)
     run = {
         "people": people,
@@ -134,8 +134,11 @@ def main() -> int:
     rows: list[dict] = []
     ctx = multiprocessing.get_context("spawn")
     with ProcessPoolExecutor(max_workers=min(args.workers, len(jobs)), mp_context=ctx) as pool:
-        futures = [pool.submit(_run, n, args, precision) for n, precision in jobs]
-        for fut in futures:  # rows in job order, printed as each job finishes in that order
+        # Largest first (balances the workers); rows collected and printed in job order.
+        by_size = sorted(range(len(jobs)), key=lambda j: -jobs[j][0])
+        submitted = {j: pool.submit(_run, *jobs[j], args) for j in by_size}
+        futures = [submitted[j] for j in range(len(jobs))]
+        for fut in futures:
             rows += fut.result()
             print("\n".join(_table(rows)[-5:]), flush=True)
     wall = time.perf_counter() - t0

@@ -196,7 +196,8 @@ VARIANTS = ("bioS", "bioS_simple", "bioD")
 def make_source(people: int, options: dict[str, Any] | None = None) -> BioSource:
     """The token source a capacity run trains on: ``options`` as in a sweep spec's [bios] table —
     variant ("bioS" | "bioS_simple" | "bioD"), junk_ratio, junk ("random" | "repetitive"), domain_token,
-    bioD = [K, C, D, L, T] (bioD only; N = people), data_seed (pools and people; default 0)."""
+    bioD = [K, C, D, L, T] (bioD only; N = people), data_seed (pools and people; default 0), pieces
+    (bioS/bioS_simple: name parts and values as that many BPE pieces; 0, the default, keeps them whole)."""
     opts = dict(options or {})
     unknown = set(opts) - set(BIOS_OPTIONS)
     if unknown:

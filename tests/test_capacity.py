@@ -187,6 +187,9 @@ def test_make_source_options():
         make_source(10, {"variant": "bioD"})
     with pytest.raises(UserError, match="variant must be"):
         make_source(10, {"variant": "wiki"})
+    assert make_source(10, {"variant": "bioS_simple", "pieces": 384}).vocab_size < 600
+    with pytest.raises(UserError, match="pieces applies to bioS"):
+        make_source(10, {"variant": "bioD", "bioD": [2, 1, 4, 2, 5], "pieces": 384})
     with pytest.raises(UserError, match="needs 'people'"):
         run_bios({"exposures": 3})
 

@@ -301,13 +301,16 @@ def train_pieces(words: list[str], size: int) -> dict[str, tuple[str, ...]]:
     return {w: tuple(s) for w, s in seg.items()}
 
 
+def _named_entries(p: Pools) -> list[str]:
+    """The vocabulary entries that ``pieces`` splits: name parts, days, years and the value pools."""
+    return [*p.first, *p.middle, *p.last, *DAYS, *YEARS, *p.cities, *p.universities, *p.majors, *p.employers]
+
+
 @functools.lru_cache(maxsize=4)
 def _piece_map(seed: int, size: int) -> dict[str, tuple[str, ...]]:
     """Pieces of every name part and value of the seed's pools (BPE trained on the pools' words, each
     entry's words counted once per entry); template words, months and punctuation stay whole."""
-    p = make_pools(seed)
-    entries = [*p.first, *p.middle, *p.last, *DAYS, *YEARS, *p.cities, *p.universities, *p.majors]
-    entries += list(p.employers)
+    entries = _named_entries(make_pools(seed))
     seg = train_pieces([w for e in entries for w in _WORD.findall(e)], size)
     return {e: tuple(x for w in _WORD.findall(e) for x in seg[w]) for e in entries}
 
@@ -418,7 +421,7 @@ class BioSWorld(World):
 
     ``pieces`` = 0: one token per template word, name part and whole value. ``pieces`` = V > 0: name parts
     and values are split into a V-piece BPE vocabulary trained on the pools (:func:`train_pieces`; e.g. V
-    = 384 gives ~3.4 pieces per name part, ~85-token biographies and ~590 vocabulary entries instead of
+    = 384 gives ~3.4 pieces per name part, ~94-token biographies and 564 vocabulary entries instead of
     ~2,800), as GPT-2's tokenizer splits them in the paper; template words stay whole. Small models then
     spend their parameters on the transformer rather than on ~2,800 embedding rows.
     """
@@ -455,19 +458,15 @@ class BioSWorld(World):
         parsed = {a: [_WORD.findall(t) for t in templates(a)] for a in ATTRIBUTES}
         words = [w for ts in parsed.values() for t in ts for w in t if w not in ("{s}", "{v}")]
         words += ["He", "She", "he", "she", *MONTHS, ","]
-        named = [*pools.first, *pools.middle, *pools.last, *DAYS, *YEARS, *pools.cities, *pools.universities]
-        named += [*pools.majors, *pools.employers]
         self.pieces = int(pieces)
         split = _piece_map(seed, self.pieces) if pieces else None
-        self.tokenizer = tok = BioTokenizer([*words, *named], split)
+        self.tokenizer = tok = BioTokenizer([*words, *_named_entries(pools)], split)
         self._tpl_ids = {
             a: [[x for w in t for x in (["S"] if w == "{s}" else ["V"] if w == "{v}" else tok.ids(w))]
                 for t in ts]
             for a, ts in parsed.items()
         }  # fmt: skip
-        self._first_ids = [tok.ids(w) for w in pools.first]
-        self._middle_ids = [tok.ids(w) for w in pools.middle]
-        self._last_ids = [tok.ids(w) for w in pools.last]
+        first, middle, last = ([tok.ids(w) for w in pool] for pool in (pools.first, pools.middle, pools.last))
         city = [tok.ids(w) for w in pools.cities]
         month, day, year = ([tok.ids(w) for w in pool] for pool in (MONTHS, DAYS, YEARS))
         univ, major = [tok.ids(w) for w in pools.universities], [tok.ids(w) for w in pools.majors]
@@ -493,7 +492,7 @@ class BioSWorld(World):
                                        self.major, self.employer, self.work_city)), strict=True)
         ]  # fmt: skip
         self._names = [
-            self._first_ids[f] + self._middle_ids[m] + self._last_ids[la]
+            first[f] + middle[m] + last[la]
             for f, m, la in zip(self.first.tolist(), self.middle.tolist(), self.last.tolist(), strict=True)
         ]
 

@@ -89,7 +89,7 @@ def saturated(base: dict[int, float], tolerance: float = 0.10) -> int | None:
     best = None
     for i, n in enumerate(people[1:], 1):
         before = max(base[m] for m in people[:i])
-        if before > 0 and base[n] >= (1 - tolerance) * before and base[n] <= (1 + tolerance) * before:
+        if before > 0 and abs(base[n] / before - 1) <= tolerance:
             best = n
     return best
 
@@ -144,7 +144,6 @@ def main() -> int:
     )
     ap.add_argument("--write", type=Path, default=None, help="replace this benchmark's section in the file")
     args = ap.parse_args()
-    torch.set_num_threads(args.threads)
     people = [int(p) for p in args.people.split(",")]
     load_before = os.getloadavg()[0]
     t0 = time.perf_counter()

@@ -2,83 +2,120 @@
 
 from __future__ import annotations
 
+from typing import Annotated
+
 import typer
 
+FLAGS = {
+    "n_boot": "--bootstrap",
+    "huber_delta": "--huber-delta",
+    "alpha": "--alpha",
+    "ptq_method": "--ptq-method",
+    "mapping": "--map",
+    "derive_d": "--derive-d",
+    "where": "--where",
+    "law": "--law",
+    "holdout": "--holdout",
+}
+"""Library parameter -> the flag that sets it (errors name the flag)."""
 
-def _pairs(items: list[str] | None, what: str) -> dict[str, str]:
-    from scaling.errors import UserError
 
-    out: dict[str, str] = {}
-    for item in items or []:
-        key, sep, value = item.partition("=")
-        if not sep or not key.strip() or not value.strip():
-            raise UserError(f"{what} expects NAME=VALUE, got {item!r}")
-        out[key.strip()] = value.strip()
-    return out
+Map = Annotated[
+    list[str] | None,
+    typer.Option("--map", help='Take a column from the file: --map N="Model Size" --map C="Training FLOP".'),
+]
+DeriveD = Annotated[bool, typer.Option("--derive-d", help="Derive tokens D = C / (6 N) from compute C.")]
+Where = Annotated[
+    str | None, typer.Option("--where", help='Keep the rows a pandas query selects, e.g. "N > 1e8".')
+]
+LawName = Annotated[
+    str,
+    typer.Option("--law", help="Law to fit: chinchilla, precision or capacity (`scalefit fit --list-laws`)."),
+]
+
+
+def read_runs(results: str, mapping: list[str] | None, derive_d: bool, where: str | None):
+    """(table, column mapping) for a command that reads runs (fit, backtest): --map, --derive-d, --where."""
+    from fits.dataset import parse_mapping, read_table
+
+    columns = parse_mapping(mapping)
+    return read_table(results, columns, derive_d, where), columns
 
 
 def fit(
-    results: str = typer.Argument(..., help="results.parquet from a sweep, or a CSV/parquet of runs."),
-    law: str = typer.Option("chinchilla", "--law", help="Law to fit: chinchilla, precision or capacity."),
-    bootstrap: int = typer.Option(1000, "--bootstrap", help="Bootstrap resamples for SEs and CIs (0: none)."),
-    holdout: float = typer.Option(
-        0.2,
-        "--holdout",
-        help="Fraction of largest-compute runs held out for the extrapolation check (0: skip).",
-    ),
-    mapping: list[str] = typer.Option(  # noqa: B008
-        None, "--map", help='Take a column from the file: --map N="Model Size" --map C="Training FLOP".'
-    ),
-    derive_d: bool = typer.Option(False, "--derive-d", help="Derive tokens D = C / (6 N) from compute C."),
-    out: str = typer.Option("fit.json", "--out", "-o", help="Where to write fit.json."),
-    plots: str = typer.Option(None, "--plots", help="Directory for PNG diagnostic plots."),
-    seed: int = typer.Option(0, "--seed", help="Bootstrap seed."),
-    huber_delta: float = typer.Option(1e-3, "--huber-delta", help="Huber loss threshold on log residuals."),
-    tie: list[str] = typer.Option(  # noqa: B008
-        None, "--tie", help="Tie parameters, e.g. --tie beta=alpha (precision default); --tie none unties."
-    ),
-    fix: list[str] = typer.Option(None, "--fix", help="Fix a parameter at a value, e.g. --fix E=1.69."),  # noqa: B008
-    budget: float = typer.Option(None, "--budget", help="FLOPs at which to report compute-optimal N and D."),
-    isoflop: bool = typer.Option(
-        False,
-        "--isoflop",
-        help="Also run Approach 2 (IsoFLOP parabolas per compute budget, 3 significant digits).",
-    ),
-    alpha: float = typer.Option(0.05, "--alpha", help="Interval level: 1 - alpha (default 95%)."),
-    ptq_method: str = typer.Option(
-        None, "--ptq-method", help="Precision law: PTQ method whose rows to fit (default gptq when present)."
-    ),
+    results: Annotated[str, typer.Argument(help="results.parquet from a sweep, or a CSV/parquet of runs.")],
+    law: LawName = "chinchilla",
+    bootstrap: Annotated[
+        int, typer.Option("--bootstrap", help="Bootstrap resamples for SEs and CIs (0: none).")
+    ] = 1000,
+    holdout: Annotated[
+        float,
+        typer.Option(
+            "--holdout",
+            help="Fraction of largest-compute runs held out for the extrapolation check (0: skip).",
+        ),
+    ] = 0.2,
+    mapping: Map = None,
+    derive_d: DeriveD = False,
+    where: Where = None,
+    out: Annotated[str, typer.Option("--out", "-o", help="Where to write fit.json.")] = "fit.json",
+    plots: Annotated[str | None, typer.Option("--plots", help="Directory for PNG diagnostic plots.")] = None,
+    seed: Annotated[int, typer.Option("--seed", help="Bootstrap seed.")] = 0,
+    huber_delta: Annotated[
+        float, typer.Option("--huber-delta", help="Huber loss threshold on log residuals.")
+    ] = 1e-3,
+    tie: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--tie", help="Tie parameters, e.g. --tie beta=alpha (precision default); --tie none unties."
+        ),
+    ] = None,
+    fix: Annotated[
+        list[str] | None, typer.Option("--fix", help="Fix a parameter at a value, e.g. --fix E=1.69.")
+    ] = None,
+    budget: Annotated[
+        float | None, typer.Option("--budget", help="FLOPs at which to report compute-optimal N and D.")
+    ] = None,
+    isoflop: Annotated[
+        bool,
+        typer.Option(
+            "--isoflop",
+            help="Also run Approach 2 (IsoFLOP parabolas per compute budget, 3 significant digits).",
+        ),
+    ] = False,
+    alpha: Annotated[float, typer.Option("--alpha", help="Interval level: 1 - alpha (default 95%).")] = 0.05,
+    ptq_method: Annotated[
+        str | None,
+        typer.Option(
+            "--ptq-method", help="Precision law: PTQ method whose rows to fit (default gptq when present)."
+        ),
+    ] = None,
 ) -> None:
     """Fit a scaling law with bootstrap uncertainty and a holdout check; write fit.json (and plots)."""
     import warnings
 
     from rich.console import Console
 
-    from fits.dataset import fit_data, parse_mapping, read_table
-    from fits.pipeline import fit as run_fit
+    import fits
+    from fits.dataset import parse_pairs
     from scaling.errors import UserError
 
     console = Console(stderr=True)
-    if law not in ("chinchilla", "precision", "capacity"):
-        raise UserError(f"--law must be chinchilla, precision or capacity, got {law!r}")
-    if not 0 < alpha < 1:
-        raise UserError(f"--alpha must be in (0, 1), got {alpha:g}")
-    ties = _pairs([t for t in (tie or []) if t != "none"], "--tie") if tie else None
+    ties = parse_pairs([t for t in (tie or []) if t != "none"], "--tie") if tie else None
     try:
-        fixed = {k: float(v) for k, v in _pairs(fix, "--fix").items()}
+        fixed = {k: float(v) for k, v in parse_pairs(fix, "--fix").items()}
     except ValueError:
         raise UserError(f"--fix values must be numbers, got {fix}") from None
-    columns = parse_mapping(mapping)
-    table = read_table(results, columns, derive_d)
+    table, columns = read_runs(results, mapping, derive_d, where)
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
-        data = fit_data(table, law, ptq_method)
+        data = fits.fit_data(table, law, ptq_method)
     for w in caught:
         console.print(f"warning: {w.message}", style="yellow", markup=False, highlight=False)
     for reason, count in data.not_used.items():
         console.print(f"note: {count} rows not used ({reason})", markup=False, highlight=False)
     with console.status("fitting") as status:
-        result = run_fit(
+        result = fits.fit(
             data,
             law,
             n_boot=bootstrap,
@@ -97,11 +134,10 @@ def fit(
             result.metrics["isoflop"] = iso.to_dict()
         except UserError as exc:
             console.print(f"warning: --isoflop skipped: {exc}", style="yellow", markup=False, highlight=False)
-    result.options["input"] = str(results)
-    result.options["map"] = columns
-    result.options["derive_d"] = derive_d
+    result.options.update({"input": str(results), "map": columns, "derive_d": derive_d})
+    result.options["where"] = where
     result.to_json(out)
-    typer.echo(result.summary(budget))
+    typer.echo(result.summary(budget).as_text())
     if iso is not None:
         typer.echo("")
         typer.echo(iso.summary())

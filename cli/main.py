@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import functools
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from typing import Any
 
 import typer
@@ -26,14 +26,18 @@ app = typer.Typer(
 )
 
 
-def _one_line_errors(fn: Callable[..., Any]) -> Callable[..., Any]:
-    """Show `UserError` (and unreadable files) as `error: ...` on stderr with exit code 2."""
+def _one_line_errors(fn: Callable[..., Any], flags: Mapping[str, str] | None = None) -> Callable[..., Any]:
+    """Show `UserError` (and unreadable files) as `error: ...` on stderr with exit code 2; library
+    parameter names in the message become the command's flags (`flags`, the module's `FLAGS`)."""
 
     @functools.wraps(fn)
     def wrapper(*args: Any, **kwargs: Any) -> Any:
         try:
             return fn(*args, **kwargs)
-        except (UserError, FileNotFoundError, IsADirectoryError, PermissionError) as exc:
+        except UserError as exc:
+            typer.echo(f"error: {str(exc.for_flags(flags or {})).splitlines()[0]}", err=True)
+            raise typer.Exit(code=2) from None
+        except (FileNotFoundError, IsADirectoryError, PermissionError) as exc:
             message = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
             typer.echo(f"error: {message}", err=True)
             raise typer.Exit(code=2) from None
@@ -46,7 +50,7 @@ def _one_line_errors(fn: Callable[..., Any]) -> Callable[..., Any]:
 
 for _module in (train, sweep, fit, predict, recommend):
     for _name, _fn in _module.COMMANDS.items():
-        app.command(name=_name)(_one_line_errors(_fn))
+        app.command(name=_name)(_one_line_errors(_fn, getattr(_module, "FLAGS", None)))
 
 
 def _version(value: bool) -> None:

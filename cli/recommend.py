@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from typing import Annotated
 
 import typer
 
@@ -15,60 +16,93 @@ def _count(x: float) -> str:
     return f"{x:.3g}"
 
 
+FLAGS = {
+    "flops": "--flops",
+    "law": "--law",
+    "max_params": "--max-params",
+    "max_tokens": "--max-tokens",
+    "memory_gb": "--memory-gb",
+    "n_params": "--params",
+    "serve_bits": "--serve-precision",
+    "precisions": "--precision",
+    "per_kind": "--per-kind",
+}
+"""Library parameter -> the flag that sets it (errors name the flag)."""
+
+
 def recommend(
-    flops: float = typer.Option(
-        None,
-        "--flops",
-        "-C",
-        help="Compute budget in FLOPs (bf16-equivalent: a run costs 6·N·D / throughput).",
-    ),
-    law: str = typer.Option(
-        None,
-        "--law",
-        help="Published law: kumar2024 (default), chinchilla-epoch2024, chinchilla-hoffmann2022.",
-    ),
-    fit: str = typer.Option(
-        None, "--fit", help="Use your own fit.json (from `scalefit fit`) instead of --law."
-    ),
-    profile: str = typer.Option(
-        "bits", "--profile", help="Hardware cost profile: bits (Kumar et al.), a100, h100, b200, cpu."
-    ),
-    precision: str = typer.Option(
-        None,
-        "--precision",
-        help="Comma-separated precisions to search (default: int3..int15, bf16, fp8/fp6/fp4 formats). "
-        "With --per-kind, the formats each tensor kind may take.",
-    ),
-    per_kind: bool = typer.Option(
-        False, "--per-kind", help="Search weight, activation and KV precisions independently."
-    ),
-    serve_precision: str = typer.Option(
-        None, "--serve-precision", help="Bits (or format) the weights are served at: optimise post-PTQ loss."
-    ),
-    max_params: float = typer.Option(
-        None, "--max-params", help="Upper limit on N (non-embedding parameters)."
-    ),
-    max_tokens: float = typer.Option(None, "--max-tokens", help="Upper limit on D (the data you have)."),
-    memory_gb: float = typer.Option(
-        None, "--memory-gb", help="Weights (N at the serving precision) must fit in this many GB (1e9 bytes)."
-    ),
-    params: float = typer.Option(None, "--params", help="Fix N; only tokens and precision are chosen."),
-    top: int = typer.Option(6, "--top", help="Alternatives to show (each precision's best allocation)."),
-    as_json: bool = typer.Option(False, "--json", help="Print the full result as JSON."),
-    plot: str = typer.Option(
-        None, "--plot", help="Write isoloss contours over (N, P) with the budget to a PNG."
-    ),
-    list_profiles: bool = typer.Option(
-        False, "--list-profiles", help="Describe the hardware profiles and exit."
-    ),
+    flops: Annotated[
+        float | None,
+        typer.Option(
+            "--flops", "-C", help="Compute budget in FLOPs (bf16-equivalent: a run costs 6·N·D / throughput)."
+        ),
+    ] = None,
+    law: Annotated[
+        str | None,
+        typer.Option(
+            "--law", help="Published law: kumar2024 (default), chinchilla-epoch2024, chinchilla-hoffmann2022."
+        ),
+    ] = None,
+    fit: Annotated[
+        str | None,
+        typer.Option("--fit", help="Use your own fit.json (from `scalefit fit`) instead of --law."),
+    ] = None,
+    profile: Annotated[
+        str,
+        typer.Option("--profile", help="Hardware cost profile: bits (Kumar et al.), a100, h100, b200, cpu."),
+    ] = "bits",
+    precision: Annotated[
+        str | None,
+        typer.Option(
+            "--precision",
+            help="Comma-separated precisions to search (default: int3..int15, bf16, fp8/fp6/fp4 formats). "
+            "With --per-kind, the formats each tensor kind may take.",
+        ),
+    ] = None,
+    per_kind: Annotated[
+        bool, typer.Option("--per-kind", help="Search weight, activation and KV precisions independently.")
+    ] = False,
+    serve_precision: Annotated[
+        str | None,
+        typer.Option(
+            "--serve-precision", help="Bits (or format) the weights are served at: optimise post-PTQ loss."
+        ),
+    ] = None,
+    max_params: Annotated[
+        float | None, typer.Option("--max-params", help="Upper limit on N (non-embedding parameters).")
+    ] = None,
+    max_tokens: Annotated[
+        float | None, typer.Option("--max-tokens", help="Upper limit on D (the data you have).")
+    ] = None,
+    memory_gb: Annotated[
+        float | None,
+        typer.Option(
+            "--memory-gb", help="Weights (N at the serving precision) must fit in this many GB (1e9 bytes)."
+        ),
+    ] = None,
+    params: Annotated[
+        float | None, typer.Option("--params", help="Fix N; only tokens and precision are chosen.")
+    ] = None,
+    top: Annotated[
+        int, typer.Option("--top", help="Alternatives to show (each precision's best allocation).")
+    ] = 6,
+    as_json: Annotated[bool, typer.Option("--json", help="Print the full result as JSON.")] = False,
+    plot: Annotated[
+        str | None,
+        typer.Option("--plot", help="Write isoloss contours over (N, P) with the budget to a PNG."),
+    ] = None,
+    list_profiles: Annotated[
+        bool, typer.Option("--list-profiles", help="Describe the hardware profiles and exit.")
+    ] = False,
 ) -> None:
     """Recommend model size N, tokens D and training precision for a compute budget."""
     from rich.console import Console
     from rich.table import Table
 
     from fits.hardware import PROFILES, get_profile
-    from fits.recommend import load_law, plot_recommendation
-    from fits.recommend import recommend as optimise
+    from fits.plots import plot_recommendation
+    from fits.recommendation import recommend_with
+    from fits.sources import load_law, loss_source
     from scaling.errors import UserError
 
     console = Console()
@@ -81,10 +115,9 @@ def recommend(
     if top < 1:
         raise UserError(f"--top must be at least 1, got {top}")
     hw = get_profile(profile)
-    source = load_law(law, fit)
-    rec = optimise(
-        source.law,
-        source.params,
+    source = loss_source(load_law(law, fit))
+    rec = recommend_with(
+        source,
         flops,
         profile=hw,
         precisions=[p for p in precision.split(",") if p.strip()] if precision is not None else None,
@@ -94,9 +127,6 @@ def recommend(
         max_tokens=max_tokens,
         memory_gb=memory_gb,
         n_params=params,
-        draws=source.draws,
-        data_range=source.data_range,
-        law_label=source.label,
     )
     if plot is not None:
         plot_recommendation(rec, source, plot, profile=hw.name)

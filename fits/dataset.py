@@ -4,17 +4,10 @@
 law's column N from the file's column "Model Size") and, when asked, derives D = C / (6·N) from a
 compute column C (Kaplan et al. 2020 / Hoffmann et al. 2022 FLOP estimate).
 
-`fit_data(table, law_name)` picks the rows and target for a law (docs/design.md, results schema):
-
-- `chinchilla`: task "lm" rows with ptq_method "none", trained without quantization (P_w, P_a, P_kv ≥ 16
-  where those columns exist): the law has no precision term; target `loss`.
-- `precision`: task "lm" rows with no PTQ or one PTQ method (`ptq_method`; default GPTQ when present, as
-  Kumar et al. used, else the only one): the law's δ_PTQ has no method term; target `loss_post` (falls
-  back to `loss`), P_post NaN meaning no PTQ; P_w / P_a / P_kv missing or NaN mean 16 bits.
-- `capacity`: task "bios" rows; target `bits`; one R per (exposures, precision, PTQ) group.
-
-Rows with a failed status, NaN or non-positive values in a needed column are dropped with one
-`DataWarning` that counts them; too few rows or distinct N / D values for the law is a `UserError`.
+`fit_data(table, law)` picks the rows, inputs and target the law declares (`fits.law.Law`: task, row
+filter, target and fallbacks, minimum rows and distinct values, compute proxy, specialisation); rows with
+a status other than "ok", NaN or non-positive values in a needed column are dropped with one
+`DataWarning` that counts them by reason; too few rows or distinct values for the law is a `UserError`.
 """
 
 from __future__ import annotations
@@ -27,6 +20,8 @@ from typing import Any
 
 import numpy as np
 
+from fits.law import Law
+from fits.laws import get_law
 from scaling.errors import UserError
 
 READABLE = (".parquet", ".pq", ".csv", ".tsv")
@@ -49,6 +44,7 @@ class FitData:
     dropped: dict[str, int] = field(default_factory=dict)
     not_used: dict[str, int] = field(default_factory=dict)
     groups: list[str] = field(default_factory=list)
+    law: Law | None = None  # the law these rows were selected for (specialised to them, e.g. groups)
 
     @property
     def n_rows(self) -> int:
@@ -61,19 +57,34 @@ class FitData:
         return out
 
 
-def parse_mapping(items: list[str] | None) -> dict[str, str]:
-    """`["N=Model Size", "C=Training FLOP"]` -> {"N": "Model Size", "C": "Training FLOP"}."""
+def parse_pairs(items: list[str] | None, what: str = "--map") -> dict[str, str]:
+    """`["N=Model Size", "C=Training FLOP"]` -> {"N": "Model Size", "C": "Training FLOP"} (quotes around a
+    value are dropped); `what` names the option in the error."""
     out: dict[str, str] = {}
     for item in items or []:
         key, sep, value = item.partition("=")
         if not sep or not key.strip() or not value.strip():
-            raise UserError(f'--map expects COLUMN=SOURCE (e.g. N="Model Size"), got {item!r}')
+            raise UserError(f'{what} expects NAME=VALUE (e.g. N="Model Size"), got {item!r}')
         out[key.strip()] = value.strip().strip('"').strip("'")
     return out
 
 
-def read_table(path: str | Path, mapping: Mapping[str, str] | None = None, derive_d: bool = False) -> Any:
-    """Load a results table (parquet/CSV/TSV; a sweep directory means its results.parquet) as a DataFrame."""
+def parse_mapping(items: list[str] | None) -> dict[str, str]:
+    """Column mapping items of `--map`: `parse_pairs(items, "--map")`."""
+    return parse_pairs(items, "--map")
+
+
+def read_table(
+    path: str | Path,
+    mapping: Mapping[str, str] | None = None,
+    derive_d: bool = False,
+    where: str | None = None,
+) -> Any:
+    """Load a results table (parquet/CSV/TSV; a sweep directory means its results.parquet) as a DataFrame.
+
+    `mapping` {"N": "Model Size"} copies a file column under the name a law reads; `derive_d` adds
+    D = C / (6·N) from compute C; `where` keeps the rows a pandas query selects (`"N > 1e8 and D < 1e11"`).
+    """
     import pandas as pd
 
     p = Path(path)
@@ -87,17 +98,66 @@ def read_table(path: str | Path, mapping: Mapping[str, str] | None = None, deriv
         if p.suffix.lower() in (".parquet", ".pq"):
             df = pd.read_parquet(p)
         else:
-            df = pd.read_csv(p, sep="\t" if p.suffix.lower() == ".tsv" else ",")
+            df = _read_text_table(p)
+    except UserError:
+        raise
     except Exception as exc:  # pyarrow / pandas parser errors have many types
         raise UserError(f"cannot read {p.name} as {p.suffix[1:]}: {str(exc).splitlines()[0][:120]}") from None
-    for target, source in (mapping or {}).items():
-        if source not in df.columns:
-            raise UserError(f"--map {target}={source!r}: no column {source!r} in {p.name}")
-        df[target] = df[source]
+    return prepare_table(df, mapping, derive_d, where, source=p.name)
+
+
+def _read_text_table(p: Path) -> Any:
+    """CSV/TSV with a check that no column name repeats (pandas would silently rename `loss` to `loss.1`)."""
+    import csv
+
+    import pandas as pd
+
+    sep = "\t" if p.suffix.lower() == ".tsv" else ","
+    with p.open(newline="") as fh:
+        header = next(csv.reader(fh, delimiter=sep), [])
+    seen: set[str] = set()
+    for name in (h.strip() for h in header):
+        if name in seen:
+            raise UserError(f"{p.name}: column {name!r} appears more than once in the header")
+        seen.add(name)
+    return pd.read_csv(p, sep=sep)
+
+
+def prepare_table(
+    df: Any,
+    mapping: Mapping[str, str] | None = None,
+    derive_d: bool = False,
+    where: str | None = None,
+    source: str = "the table",
+) -> Any:
+    """Apply a column mapping, D = C / (6·N) and a row query to a DataFrame (what `read_table` does after
+    reading; the service uses it on uploaded tables)."""
+    import pandas as pd
+
+    dupes = sorted({str(c) for c in df.columns[df.columns.duplicated()]})
+    if dupes:
+        raise UserError(f"{source}: column(s) {', '.join(dupes)} appear more than once")
+    df = df.copy()
+    for target, col in (mapping or {}).items():
+        if col not in df.columns:
+            raise UserError(f"mapping {target}={col!r}: no column {col!r} in {source}", param="mapping")
+        df[target] = df[col]
     if derive_d:
         if "C" not in df.columns or "N" not in df.columns:
-            raise UserError("--derive-d needs columns C (compute, FLOPs) and N (use --map C=... --map N=...)")
+            raise UserError(
+                "derive_d needs columns C (compute, FLOPs) and N (map them: C=..., N=...)", param="derive_d"
+            )
         df["D"] = pd.to_numeric(df["C"], errors="coerce") / (6.0 * pd.to_numeric(df["N"], errors="coerce"))
+    if where:
+        try:
+            selected = df.query(where, engine="python")
+        except Exception as exc:  # pandas raises many types for a bad expression
+            raise UserError(f"where {where!r}: {str(exc).splitlines()[0][:120]}", param="where") from None
+        if not isinstance(selected, pd.DataFrame):
+            raise UserError(f"where {where!r} is not a row filter", param="where")
+        if selected.empty:
+            raise UserError(f"where {where!r} selects none of the {len(df)} rows", param="where")
+        df = selected
     return df
 
 
@@ -107,10 +167,19 @@ def _numeric(df: Any, name: str) -> np.ndarray:
     return pd.to_numeric(df[name], errors="coerce").to_numpy(dtype=float)
 
 
-def fit_data(df: Any, law_name: str, ptq_method: str | None = None) -> FitData:
-    """Select rows and columns of `df` for the law family `law_name`; see the module docstring."""
+def fit_data(df: Any, law: str | Law, ptq_method: str | None = None) -> FitData:
+    """Select the rows and columns of `df` that `law` (a `Law` or a registered name) is fitted to.
+
+    Everything law-specific comes from the law: its results-store `task`, its `row_filter`, target and
+    fallbacks, required inputs, alternatives and optional inputs, `min_rows`, `min_distinct`, its
+    `compute` proxy and `specialize` (see `fits.law`). Generic rules: rows whose status is not "ok" and
+    rows with NaN, infinite or non-positive required values are dropped with one `DataWarning`; optional
+    inputs that are NaN mean their default, non-positive ones drop the row.
+    """
+    law = get_law(law)
     n_read = len(df)
     not_used: dict[str, int] = {}
+    dropped: dict[str, int] = {}
     keep = np.ones(n_read, dtype=bool)
 
     def exclude(mask: np.ndarray, reason: str, store: dict[str, int]) -> None:
@@ -119,58 +188,28 @@ def fit_data(df: Any, law_name: str, ptq_method: str | None = None) -> FitData:
             store[reason] = store.get(reason, 0) + count
         keep[mask] = False
 
-    task = "bios" if law_name == "capacity" else "lm"
-    if "task" in df.columns:
-        exclude(df["task"].astype(str).to_numpy() != task, f"task other than {task!r}", not_used)
-    if law_name == "chinchilla" and "ptq_method" in df.columns:
-        exclude(df["ptq_method"].astype(str).to_numpy() != "none", "post-training-quantized rows", not_used)
-    if law_name == "chinchilla":
-        for kind in ("P_w", "P_a", "P_kv"):
-            if kind in df.columns:
-                exclude(_numeric(df, kind) < 16, "quantized-training rows", not_used)
-    if law_name == "precision" and "ptq_method" in df.columns:
-        methods = df["ptq_method"].astype(str).to_numpy()
-        present = sorted(set(methods) - {"none"})
-        chosen = ptq_method or ("gptq" if "gptq" in present else (present[0] if present else None))
-        if ptq_method and ptq_method not in present:
-            raise UserError(
-                f"--ptq-method {ptq_method!r} not in the data (has: {', '.join(present) or 'none'})"
-            )
-        if chosen is not None:
-            exclude(
-                (methods != "none") & (methods != chosen),
-                f"PTQ rows of methods other than {chosen}",
-                not_used,
-            )
-    dropped: dict[str, int] = {}
+    if law.task is not None and "task" in df.columns:
+        exclude(df["task"].astype(str).to_numpy() != law.task, f"task other than {law.task!r}", not_used)
+    for mask, reason in law.row_filter(df, {"ptq_method": ptq_method}) if law.row_filter else ():
+        exclude(mask, reason, not_used)
     if "status" in df.columns:
-        exclude(df["status"].astype(str).to_numpy() != "ok", "failed status", dropped)
+        status = df["status"].astype(str).to_numpy()
+        for value in sorted(set(status) - {"ok"}):
+            exclude(status == value, f"{value} status" if value == "diverged" else "failed status", dropped)
 
-    if law_name == "capacity":
-        target = "bits"
-        size_col = "params_paper" if "params_paper" in df.columns else "N"
-        needed = [size_col, "bits_available", target]
-        optional: list[str] = []
-    else:
-        target = "loss_post" if law_name == "precision" and "loss_post" in df.columns else "loss"
-        needed = ["N", "D", target]
-        optional = ["P_w", "P_a", "P_kv"] if law_name == "precision" else []
+    target = next((c for c in law.targets if c in df.columns), law.target)
+    chosen = [next((c for c in group if c in df.columns), group[0]) for group in law.alternatives]
+    needed = [*law.inputs, *chosen, target]
     missing = [c for c in needed if c not in df.columns]
     if missing:
-        have = ", ".join(map(str, list(df.columns)[:12]))
-        raise UserError(
-            f"missing column(s) {', '.join(missing)} for the {law_name} law (have: {have}; use --map)"
-        )
-    values = {c: _numeric(df, c) for c in needed + [c for c in optional if c in df.columns]}
+        raise UserError(_missing_message(missing, df, law))
+    optional = [c for c in law.optional_inputs if c in df.columns and c not in needed]
+    values = {c: _numeric(df, c) for c in needed + optional}
     for c in needed:
         exclude(np.isnan(values[c]) | np.isinf(values[c]), f"NaN/inf {c}", dropped)
         exclude(values[c] <= 0, f"non-positive {c}", dropped)
     for c in optional:
-        if c in values:
-            exclude(values[c] <= 0, f"non-positive {c}", dropped)
-    if law_name == "precision" and "P_post" in df.columns:
-        values["P_post"] = _numeric(df, "P_post")
-        exclude(values["P_post"] <= 0, "non-positive P_post", dropped)
+        exclude(values[c] <= 0, f"non-positive {c}", dropped)
 
     if dropped:
         detail = ", ".join(f"{v} {k}" for k, v in dropped.items())
@@ -180,52 +219,33 @@ def fit_data(df: Any, law_name: str, ptq_method: str | None = None) -> FitData:
 
     X = {c: v[keep] for c, v in values.items() if c != target}
     y = values[target][keep]
-    groups: list[str] = []
-    if law_name == "capacity":
-        X, groups = _capacity_groups(df, keep, X, size_col)
-    n_free_min = 2 if law_name == "capacity" else 7
-    if y.size < n_free_min:
-        raise UserError(f"only {y.size} usable rows for the {law_name} law (need at least {n_free_min})")
-    if law_name != "capacity":
-        for c in ("N", "D"):
-            distinct = np.unique(X[c]).size
-            if distinct < MIN_DISTINCT:
-                raise UserError(
-                    f"only {distinct} distinct {c} value(s) among {y.size} rows; the {law_name} law needs "
-                    f">= {MIN_DISTINCT} to separate its N and D terms"
-                )
-        flops = _numeric(df, "flops")[keep] if "flops" in df.columns else None
-        compute = flops if flops is not None and np.all(np.isfinite(flops)) else 6.0 * X["N"] * X["D"]
-    else:
-        size = X["params_paper"] if "params_paper" in X else X["N"]
-        compute = size * (_numeric(df, "exposures")[keep] if "exposures" in df.columns else 1.0)
+    rows = df.loc[keep]
+    law, X = law.for_data(rows, X)
+    if y.size < law.min_rows:
+        raise UserError(f"only {y.size} usable rows for the {law.name} law (need at least {law.min_rows})")
+    for c, need in law.min_distinct.items():
+        distinct = np.unique(X[c]).size
+        if distinct < need:
+            raise UserError(
+                f"only {distinct} distinct {c} value(s) among {y.size} rows; the {law.name} law needs "
+                f">= {need} to separate its terms"
+            )
     return FitData(
         X=X,
         y=y,
-        compute=np.asarray(compute, dtype=float),
+        compute=np.asarray(law.compute(X, rows), dtype=float),
         target=target,
         n_read=n_read,
         dropped=dropped,
         not_used=not_used,
-        groups=groups,
+        groups=list(law.spec.get("groups", [])),
+        law=law,
     )
 
 
-def _capacity_groups(
-    df: Any, keep: np.ndarray, X: dict[str, np.ndarray], size_col: str
-) -> tuple[dict, list[str]]:
-    """One group per (exposures, precision, ptq_method, P_post) combination present in the kept rows."""
-    keys = [c for c in ("exposures", "precision", "ptq_method", "P_post") if c in df.columns]
-    X = dict(X)
-    if size_col != "params_paper":
-        X["N"] = X.pop(size_col)
-    if not keys:
-        return X, []
-    sub = df.loc[keep, keys].astype(str)
-    labels = sub.apply(lambda r: ", ".join(f"{k}={r[k]}" for k in keys), axis=1).to_numpy()
-    uniq = sorted(set(labels))
-    if len(uniq) <= 1:
-        return X, uniq
-    index = {lab: i for i, lab in enumerate(uniq)}
-    X["group"] = np.array([index[lab] for lab in labels], dtype=float)
-    return X, uniq
+def _missing_message(missing: list[str], df: Any, law: Law) -> str:
+    have = ", ".join(map(str, list(df.columns)[:12]))
+    hint = "map columns with --map NAME=COLUMN"
+    if "D" in missing and "C" in df.columns and "N" in df.columns:
+        hint = "derive D = C / (6·N) from compute with --derive-d"
+    return f"missing column(s) {', '.join(missing)} for the {law.name} law (have: {have}; {hint})"

@@ -1,185 +1,55 @@
-"""Scaling laws as small declarative objects: parameters (bounds, start grid), inputs, one formula.
+"""The registry of scaling laws and their published constant sets.
 
-A `Law` predicts the log of its target (loss in nats/token, or bits for `capacity`) from columns of a
-table. Each law's formula is written once, in *fit space*: positive scale constants (A, B, E, C_T, C_x,
-R) are carried as their natural logs so the multi-start grid and the optimiser work on comparable scales,
-exactly as in Hoffmann et al. 2022 (Approach 3) and Besiroglu et al. 2024 (Epoch's replication).
-`Law.predict(params, X)` takes the *natural* parameters (A, not log A) and returns the target itself.
-
-Laws (see each builder's docstring for the equation):
+Each builder returns a `fits.law.Law` that declares, besides its formula, everything specific to it: the
+rows and target it is fitted to, its fit strategy and default ties, its closed-form compute-optimal
+allocation, and the inputs it responds to. Nothing outside this module asks for a law's name.
 
 - `chinchilla`  L = E + A·N^−α + B·D^−β                     (Hoffmann et al. 2022)
 - `precision`   L = A·N_eff^−α + B·D^−β + E + δ_PTQ           (Kumar et al. 2024, Scaling Laws for Precision)
 - `capacity`    bits = min(R·P, bits_available)               (Allen-Zhu & Li 2024, Physics of LMs 3.3)
 
 Published constant sets (`published(name)`): `chinchilla-hoffmann2022`, `chinchilla-epoch2024`,
-`kumar2024`. Only numpy is imported here, so `recommend` and `predict` start fast.
+`kumar2024`, each with the input ranges its paper fitted it on. Only numpy is imported here.
 """
 
 from __future__ import annotations
 
 import math
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
 
+from fits.law import (
+    HIGH_PRECISION_BITS,
+    KINDS,
+    Columns,
+    Law,
+    LogFormula,
+    Param,
+    broadcast,
+    column,
+    value_only,
+)
 from scaling.errors import UserError
 
-KINDS = ("w", "a", "kv")
-HIGH_PRECISION_BITS = 16.0  # a missing P_w / P_a / P_kv means "not quantized" under bf16 compute
-
-
-@dataclass(frozen=True)
-class Param:
-    """One law parameter.
-
-    `lower`/`upper` bound the natural value; `log=True` means it is fitted as its natural log (then the
-    bounds must be positive). `grid` holds the multi-start initial values *in fit space* (log values for
-    log parameters), as Hoffmann et al. and Epoch specify theirs.
-    """
-
-    name: str
-    lower: float
-    upper: float
-    grid: tuple[float, ...]
-    log: bool = False
-    doc: str = ""
-
-    @property
-    def fit_bounds(self) -> tuple[float, float]:
-        if self.log:
-            return (math.log(self.lower), math.log(self.upper))
-        return (self.lower, self.upper)
-
-    def to_fit(self, value: Any) -> Any:
-        if np.ndim(value):
-            arr = np.asarray(value, dtype=float)
-            with np.errstate(divide="ignore"):
-                return np.log(arr) if self.log else arr
-        return math.log(value) if self.log else float(value)
-
-    def from_fit(self, value: Any) -> Any:
-        return np.exp(value) if self.log else value
-
-
-Columns = dict[str, np.ndarray]
-LogFormula = Callable[[Mapping[str, Any], Columns], np.ndarray]
-LogJacobian = Callable[[Mapping[str, Any], Columns], tuple[np.ndarray, dict[str, np.ndarray]]]
-
-
-@dataclass(frozen=True)
-class Law:
-    """A scaling law: `log_formula(theta, cols)` gives log(target) from fit-space parameters.
-
-    `theta` values may be scalars or arrays of shape (S, 1) (S parameter vectors evaluated at once against
-    the n data rows, giving an (S, n) result): the fitter evaluates its whole start grid in one call.
-    `prepare(X)` turns a user table into the columns the formula reads (filling defaults, taking logs).
-    """
-
-    name: str
-    params: tuple[Param, ...]
-    inputs: tuple[str, ...]
-    target: str
-    log_formula: LogFormula
-    prepare_columns: Callable[[Mapping[str, Any]], Columns]
-    citation: str
-    equation: str
-    optional_inputs: tuple[str, ...] = ()
-    log_jacobian: LogJacobian | None = None  # analytic (log target, {param: ∂ log target / ∂ fit param})
-    spec: dict[str, Any] = field(default_factory=dict)  # what `get_law` needs to rebuild this law
-
-    @property
-    def param_names(self) -> tuple[str, ...]:
-        return tuple(p.name for p in self.params)
-
-    def param(self, name: str) -> Param:
-        for p in self.params:
-            if p.name == name:
-                return p
-        raise UserError(f"law {self.name!r} has no parameter {name!r} (it has {', '.join(self.param_names)})")
-
-    @property
-    def bounds(self) -> dict[str, tuple[float, float]]:
-        """Natural-value bounds per parameter."""
-        return {p.name: (p.lower, p.upper) for p in self.params}
-
-    def to_fit_space(self, params: Mapping[str, float]) -> dict[str, float]:
-        missing = [n for n in self.param_names if n not in params]
-        if missing:
-            raise UserError(f"law {self.name!r} needs parameter(s) {', '.join(missing)}")
-        return {p.name: p.to_fit(params[p.name]) for p in self.params}
-
-    def draws_to_fit_space(self, draws: Mapping[str, Any]) -> dict[str, np.ndarray]:
-        """Fit-space arrays of shape (S, 1) from S draws per parameter (e.g. bootstrap replicates): the
-        batch form `log_predict_theta` evaluates against n rows at once, giving (S, n)."""
-        arrays = {name: np.asarray(draws[name], dtype=float).reshape(-1) for name in self.param_names}
-        return {name: v[:, None] for name, v in self.to_fit_space(arrays).items()}
-
-    def from_fit_space(self, theta: Mapping[str, Any]) -> dict[str, Any]:
-        return {p.name: p.from_fit(theta[p.name]) for p in self.params}
-
-    def prepare(self, X: Mapping[str, Any]) -> Columns:
-        """Check the needed columns are present and build the formula's input arrays (float64)."""
-        missing = [c for c in self.inputs if _get(X, c) is None]
-        if missing:
-            raise UserError(f"law {self.name!r} needs column(s) {', '.join(missing)}")
-        return self.prepare_columns(X)
-
-    def log_predict_theta(self, theta: Mapping[str, Any], cols: Columns) -> np.ndarray:
-        """log(target) from fit-space parameters and prepared columns (no input checks: the fitter's path)."""
-        return self.log_formula(theta, cols)
-
-    def predict(self, params: Mapping[str, float], X: Mapping[str, Any]) -> np.ndarray:
-        """Predicted target (loss in nats/token, or bits) for each row of `X` (a mapping of columns).
-
-        Missing P_w / P_a / P_kv are taken as 16 (not quantized); a missing or NaN P_post means no PTQ.
-        """
-        cols = self.prepare(X)
-        with np.errstate(over="ignore", invalid="ignore", divide="ignore"):
-            return np.exp(self.log_formula(self.to_fit_space(params), cols))
-
-    def start_grid(self, names: Sequence[str] | None = None) -> np.ndarray:
-        """Cartesian product of the fit-space grids of `names` (default: all), shape (S, len(names))."""
-        chosen = [self.param(n) for n in (names or self.param_names)]
-        mesh = np.meshgrid(*[np.asarray(p.grid, dtype=float) for p in chosen], indexing="ij")
-        return np.stack([m.ravel() for m in mesh], axis=1)
-
-    def describe(self) -> str:
-        return f"{self.name}: {self.equation}  [{self.citation}]"
-
-
-def _get(X: Mapping[str, Any], name: str) -> Any:
-    try:
-        return X[name]
-    except (KeyError, IndexError, TypeError):
-        return None
-
-
-def _column(X: Mapping[str, Any], name: str, default: float | None = None) -> np.ndarray:
-    value = _get(X, name)
-    if value is None:
-        if default is None:
-            raise UserError(f"missing column {name!r}")
-        value = default
-    arr = np.atleast_1d(np.asarray(value, dtype=float))
-    return arr
-
-
-def _broadcast(cols: dict[str, np.ndarray]) -> Columns:
-    shape = np.broadcast_shapes(*(v.shape for v in cols.values()))
-    return {k: np.broadcast_to(v, shape).astype(float) for k, v in cols.items()}
-
-
-def _value_only(formula: LogJacobian) -> LogFormula:
-    """The log-target part of a formula that returns (log target, partials): each law's equation is
-    written once, in the function that also gives its analytic Jacobian."""
-
-    def value(theta: Mapping[str, Any], c: Columns) -> np.ndarray:
-        return formula(theta, c)[0]
-
-    return value
+__all__ = [
+    "HIGH_PRECISION_BITS",
+    "KINDS",
+    "PUBLISHED",
+    "PUBLISHED_RANGES",
+    "Law",
+    "Param",
+    "capacity_law",
+    "chinchilla_law",
+    "derived_quantities",
+    "get_law",
+    "law_from_spec",
+    "list_laws",
+    "precision_law",
+    "published",
+    "register_law",
+]
 
 
 # ----------------------------------------------------------------------------------------------- chinchilla
@@ -198,7 +68,7 @@ def _lse3(t1: np.ndarray, t2: np.ndarray, t3: np.ndarray) -> tuple[np.ndarray, .
 
 
 def _chinchilla_prepare(X: Mapping[str, Any]) -> Columns:
-    cols = _broadcast({"N": _column(X, "N"), "D": _column(X, "D")})
+    cols = broadcast({"N": column(X, "N"), "D": column(X, "D")})
     return {"logN": np.log(cols["N"]), "logD": np.log(cols["D"])}
 
 
@@ -234,23 +104,43 @@ def chinchilla_law() -> Law:
         params=params,
         inputs=("N", "D"),
         target="loss",
-        log_formula=_value_only(_chinchilla_jacobian),
+        log_formula=value_only(_chinchilla_jacobian),
         log_jacobian=_chinchilla_jacobian,
         prepare_columns=_chinchilla_prepare,
         citation="Hoffmann et al. 2022, Approach 3",
         equation="L = E + A·N^-alpha + B·D^-beta",
         spec={"name": "chinchilla"},
+        row_filter=_unquantized_rows,
+        allocation=derived_quantities,
     )
+
+
+def _numeric(df: Any, name: str) -> np.ndarray:
+    import pandas as pd
+
+    return pd.to_numeric(df[name], errors="coerce").to_numpy(dtype=float)
+
+
+def _unquantized_rows(df: Any, options: Mapping[str, Any]) -> list[tuple[np.ndarray, str]]:
+    """A law without precision terms fits runs trained and evaluated at high precision only: no PTQ rows
+    and no quantized training (P_w, P_a, P_kv >= 16 where those columns exist)."""
+    out = []
+    if "ptq_method" in df.columns:
+        out.append((df["ptq_method"].astype(str).to_numpy() != "none", "post-training-quantized rows"))
+    for kind in (f"P_{k}" for k in KINDS):
+        if kind in df.columns:
+            out.append((_numeric(df, kind) < HIGH_PRECISION_BITS, "quantized-training rows"))
+    return out
 
 
 # ------------------------------------------------------------------------------------------------ precision
 
 
 def _precision_prepare(X: Mapping[str, Any]) -> Columns:
-    raw = {"N": _column(X, "N"), "D": _column(X, "D"), "P_post": _column(X, "P_post", np.nan)}
+    raw = {"N": column(X, "N"), "D": column(X, "D"), "P_post": column(X, "P_post", np.nan)}
     for k in KINDS:
-        raw[f"P_{k}"] = _column(X, f"P_{k}", HIGH_PRECISION_BITS)
-    raw = _broadcast(raw)
+        raw[f"P_{k}"] = column(X, f"P_{k}", HIGH_PRECISION_BITS)
+    raw = broadcast(raw)
     for k in KINDS:  # NaN bits (a column present but empty for unquantized kinds) = high precision
         raw[f"P_{k}"] = np.where(np.isnan(raw[f"P_{k}"]), HIGH_PRECISION_BITS, raw[f"P_{k}"])
     has_ptq = ~np.isnan(raw["P_post"])
@@ -369,23 +259,69 @@ def precision_law() -> Law:
         inputs=("N", "D"),
         optional_inputs=("P_w", "P_a", "P_kv", "P_post"),
         target="loss_post",
-        log_formula=_value_only(_precision_jacobian),
+        log_formula=value_only(_precision_jacobian),
         log_jacobian=_precision_jacobian,
         prepare_columns=_precision_prepare,
         citation="Kumar et al. 2024, Scaling Laws for Precision",
         equation="L = A·N_eff^-alpha + B·D^-beta + E + delta_PTQ",
         spec={"name": "precision"},
+        target_fallbacks=("loss",),
+        row_filter=_one_ptq_method,
+        default_ties={"beta": "alpha"},
+        fit_strategy=_staged_fit,
+        allocation=_precision_allocation,
     )
+
+
+def _one_ptq_method(df: Any, options: Mapping[str, Any]) -> list[tuple[np.ndarray, str]]:
+    """δ_PTQ has no method term: rows without PTQ plus those of one method (`ptq_method`; default GPTQ
+    when present, as Kumar et al. used, else the only one)."""
+    if "ptq_method" not in df.columns:
+        return []
+    methods = df["ptq_method"].astype(str).to_numpy()
+    present = sorted(set(methods) - {"none"})
+    wanted = options.get("ptq_method")
+    if wanted and wanted not in present:
+        raise UserError(
+            f"ptq_method {wanted!r} not in the data (has: {', '.join(present) or 'none'})", param="ptq_method"
+        )
+    chosen = wanted or ("gptq" if "gptq" in present else (present[0] if present else None))
+    if chosen is None:
+        return []
+    return [((methods != "none") & (methods != chosen), f"PTQ rows of methods other than {chosen}")]
+
+
+def _staged_fit(law: Law, X: Mapping[str, Any], y: np.ndarray, **options: Any) -> tuple[Any, Any]:
+    """Kumar et al.'s staged fit (`fitter.staged_precision_fit`); what the data cannot identify is held at
+    the kumar2024 constants."""
+    from fits.fitter import staged_precision_fit
+
+    return staged_precision_fit(law, X, y, defaults=PUBLISHED["kumar2024"][1], **options)
+
+
+def _precision_allocation(params: Mapping[str, Any], budget: float | None = None) -> dict[str, Any]:
+    """Compute-optimal allocation of the precision law at high precision (P_w = P_a = P_kv = 16, no PTQ).
+
+    There N_eff = k·N with k = Π_x (1 − e^(−(16/γ_x − n_x))), so L = (A·k^−α)·N^−α + B·D^−β + E is the
+    Chinchilla form with A' = A·k^−α, and Hoffmann et al.'s closed form applies exactly.
+    """
+    log_k = 0.0
+    for k in KINDS:
+        u = HIGH_PRECISION_BITS / np.asarray(params[f"gamma_{k}"], dtype=float) - np.asarray(params[f"n_{k}"])
+        log_k = log_k + np.log(np.maximum(-np.expm1(-u), 1e-12))
+    scaled = dict(params)
+    scaled["A"] = np.asarray(params["A"], dtype=float) * np.exp(-np.asarray(params["alpha"]) * log_k)
+    return derived_quantities(scaled, budget)
 
 
 # ------------------------------------------------------------------------------------------------- capacity
 
 
 def _capacity_prepare(X: Mapping[str, Any]) -> Columns:
-    size = _get(X, "params_paper")
-    size = _column(X, "N") if size is None else np.atleast_1d(np.asarray(size, dtype=float))
-    cols = {"P": size, "bits_available": _column(X, "bits_available"), "group": _column(X, "group", 0.0)}
-    cols = _broadcast(cols)
+    size = X.get("params_paper") if hasattr(X, "get") else None
+    size = column(X, "N") if size is None else np.atleast_1d(np.asarray(size, dtype=float))
+    cols = {"P": size, "bits_available": column(X, "bits_available"), "group": column(X, "group", 0.0)}
+    cols = broadcast(cols)
     return {"logP": np.log(cols["P"]), "log_avail": np.log(cols["bits_available"]), "group": cols["group"]}
 
 
@@ -427,14 +363,47 @@ def capacity_law(groups: Sequence[str] = ()) -> Law:
         name="capacity",
         params=params,
         inputs=("bits_available",),
-        optional_inputs=("params_paper", "N", "group"),
+        optional_inputs=("group",),
         target="bits",
         log_formula=_capacity_formula(max(len(labels), 1)),
         prepare_columns=_capacity_prepare,
         citation="Allen-Zhu & Li 2024, Physics of Language Models 3.3",
         equation="bits = min(R·P, bits_available)",
         spec={"name": "capacity", "groups": labels},
+        task="bios",
+        alternatives=(("params_paper", "N"),),
+        min_rows=2,
+        min_distinct={},
+        compute=_capacity_compute,
+        compute_label="N · exposures",
+        specialize=_capacity_groups,
+        unit="bits",
     )
+
+
+GROUP_KEYS = ("exposures", "precision", "ptq_method", "P_post")
+"""Columns whose combinations get their own R (bits per parameter depends on each)."""
+
+
+def _capacity_compute(X: Mapping[str, np.ndarray], rows: Any) -> np.ndarray:
+    """Training effort of a capacity run: parameters × exposures (each fact seen `exposures` times)."""
+    size = X["params_paper"] if "params_paper" in X else X["N"]
+    if rows is not None and "exposures" in rows.columns:
+        return size * _numeric(rows, "exposures")
+    return np.asarray(size, dtype=float)
+
+
+def _capacity_groups(law: Law, rows: Any, X: dict[str, np.ndarray]) -> tuple[Law, dict[str, np.ndarray]]:
+    """One R per combination of `GROUP_KEYS` present in the rows; X gains the row's group index."""
+    keys = [c for c in GROUP_KEYS if c in rows.columns]
+    if not keys:
+        return law, X
+    labels = rows[keys].astype(str).apply(lambda r: ", ".join(f"{k}={r[k]}" for k in keys), axis=1).to_numpy()
+    uniq = sorted(set(labels))
+    if len(uniq) <= 1:
+        return capacity_law(uniq), X
+    index = {lab: i for i, lab in enumerate(uniq)}
+    return capacity_law(uniq), {**X, "group": np.array([index[lab] for lab in labels], dtype=float)}
 
 
 # ------------------------------------------------------------------------------------- registry and constants
@@ -503,12 +472,28 @@ def list_laws() -> dict[str, str]:
     return out
 
 
-def get_law(name: str, **options: Any) -> Law:
-    """The law family `name` (`chinchilla`, `precision`, `capacity`; a published set gives its family)."""
+def register_law(name: str, builder: Callable[..., Law]) -> None:
+    """Add a law family to the registry: `get_law(name)` (and fit.json files naming it) then build it.
+
+    `builder(**spec_options)` must return a `Law` whose `spec` is `{"name": name, **spec_options}`.
+    """
     if name in PUBLISHED:
-        name = PUBLISHED[name][0]
+        raise UserError(f"{name!r} names a published constant set")
+    _BUILDERS[name] = builder
+
+
+def get_law(name: str | Law, **options: Any) -> Law:
+    """The law family `name` (`chinchilla`, `precision`, `capacity`, or one added by `register_law`); a
+    published set's name gives its family with the input ranges its constants were fitted on. A `Law`
+    object is returned as it is."""
+    if isinstance(name, Law):
+        return name
+    if not isinstance(name, str):
+        raise UserError(f"law must be a law name or a Law, got {type(name).__name__}", param="law")
+    if name in PUBLISHED:
+        return _BUILDERS[PUBLISHED[name][0]](**options).with_ranges(PUBLISHED_RANGES.get(name, {}))
     if name not in _BUILDERS:
-        raise UserError(f"unknown law {name!r}; choose one of {', '.join(list_laws())}")
+        raise UserError(f"unknown law {name!r}; choose one of {', '.join(list_laws())}", param="law")
     return _BUILDERS[name](**options)
 
 
@@ -519,11 +504,11 @@ def law_from_spec(spec: Mapping[str, Any]) -> Law:
 
 
 def published(name: str) -> tuple[Law, dict[str, float]]:
-    """A published, citable constant set: `(law, params)`, usable without any data."""
+    """A published, citable constant set: `(law, params)`, usable without any data; the law carries the
+    input ranges the constants were fitted on (`law.ranges`)."""
     if name not in PUBLISHED:
-        raise UserError(f"unknown published law {name!r}; choose one of {', '.join(PUBLISHED)}")
-    family, params, _ = PUBLISHED[name]
-    return get_law(family), dict(params)
+        raise UserError(f"unknown published law {name!r}; choose one of {', '.join(PUBLISHED)}", param="law")
+    return get_law(name), dict(PUBLISHED[name][1])
 
 
 def derived_quantities(params: Mapping[str, Any], budget: float | None = None) -> dict[str, Any]:

@@ -1,11 +1,12 @@
 """The whole fit of one law to one table: point estimate, bootstrap, in-sample metrics and holdout check.
 
-`fit(data, law_name, ...) -> FitResult` is what `scalefit fit` runs:
+`fit(data, law, ...) -> FitResult` is what `scalefit fit` runs, for a registered law or any `Law` object:
 
-1. point estimate: multi-start robust fit (`fitter.fit_objective` over the law's full start grid); for
-   the precision law Kumar et al.'s staged fit (`fitter.staged_precision_fit`), α = β tied by default;
+1. point estimate: the law's own fit strategy (`Law.fit`: multi-start robust fit over the law's full
+   start grid by default; Kumar et al.'s staged fit for the precision law), with its default ties;
 2. bootstrap: `n_boot` row resamples refitted from the point estimate (`bootstrap.bootstrap_objective`);
-3. in-sample R², log-RMSE, AIC/BIC (`validation.in_sample_metrics`);
+3. in-sample R², log-RMSE, AIC/BIC (`validation.in_sample_metrics`) and the fit diagnostics
+   (`diagnostics.diagnose`: parameters on bounds, poorly identified parameters, strong correlations);
 4. holdout: refit (point estimate only) without the largest-compute `holdout` fraction of rows and
    report the relative error on them (`validation.split_by_compute`, `validation.holdout_errors`).
 """
@@ -14,52 +15,36 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Mapping
+from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from fits.bootstrap import bootstrap_objective
-from fits.dataset import FitData
-from fits.fitter import DEFAULT_HUBER_DELTA, FitOutcome, Objective, fit_law, staged_precision_fit
-from fits.laws import PUBLISHED, Law, get_law
+from fits.dataset import FitData, fit_data, read_table
+from fits.diagnostics import diagnose
+from fits.fitter import DEFAULT_HUBER_DELTA
+from fits.law import Law
+from fits.laws import get_law
 from fits.results import FitResult, data_hash
 from fits.validation import holdout_errors, in_sample_metrics, split_by_compute
 from scaling.errors import UserError
 from scaling.version import __version__
 
-DEFAULT_TIES: dict[str, dict[str, str]] = {"precision": {"beta": "alpha"}}  # Kumar et al. 2024 tie α = β
 
-
-def build_law(law_name: str, data: FitData) -> Law:
-    if law_name == "capacity":
-        return get_law("capacity", groups=data.groups)
-    return get_law(law_name)
-
-
-def point_fit(
-    law: Law,
-    X: Mapping[str, np.ndarray],
-    y: np.ndarray,
-    *,
-    fixed: Mapping[str, float] | None = None,
-    tied: Mapping[str, str] | None = None,
-    huber_delta: float = DEFAULT_HUBER_DELTA,
-    n_refine: int = 32,
-) -> tuple[FitOutcome, Objective]:
-    """The point estimate and the objective it minimises (all rows, free parameters of the final stage)."""
-    fixed = dict(fixed or {})
-    tied = dict(tied or {})
-    if law.name == "precision":
-        defaults = PUBLISHED["kumar2024"][1]
-        return staged_precision_fit(
-            law, X, y, fixed=fixed, tied=tied, defaults=defaults, huber_delta=huber_delta, n_refine=n_refine
-        )
-    return fit_law(law, X, y, fixed=fixed, tied=tied, huber_delta=huber_delta, n_refine=n_refine)
+def _as_fit_data(data: Any, law: str | Law, ptq_method: str | None) -> FitData:
+    if isinstance(data, FitData):
+        return data
+    if isinstance(data, str | Path):
+        data = read_table(data)
+    if hasattr(data, "columns"):
+        return fit_data(data, law, ptq_method)
+    raise UserError(f"data must be a DataFrame, a path or FitData, got {type(data).__name__}", param="data")
 
 
 def fit(
-    data: FitData,
-    law_name: str = "chinchilla",
+    data: Any,
+    law: str | Law = "chinchilla",
     *,
     n_boot: int = 1000,
     seed: int = 0,
@@ -69,27 +54,37 @@ def fit(
     tied: Mapping[str, str] | None = None,
     n_refine: int = 32,
     alpha: float = 0.05,
+    ptq_method: str | None = None,
+    keep_data: bool = True,
     progress: Callable[[str], None] | None = None,
 ) -> FitResult:
-    """Fit `law_name` to `data` with bootstrap uncertainty and validation; see the module docstring."""
+    """Fit `law` (a registered name or a `Law`) to `data` with bootstrap uncertainty and validation.
+
+    `data`: a DataFrame of runs (rows are selected as the law declares), a path to one, or `FitData`.
+    `tied` defaults to the law's `default_ties` ({} unties); `fixed` holds parameters at natural values.
+    `keep_data=False` leaves the fitted rows out of the result (`FitResult.remove_data`).
+    See the module docstring for the steps.
+    """
     say = progress or (lambda _msg: None)
     if n_boot < 0:
-        raise UserError(f"--bootstrap must be >= 0, got {n_boot}")
+        raise UserError(f"n_boot must be >= 0, got {n_boot}", param="n_boot")
     if huber_delta <= 0:
-        raise UserError(f"--huber-delta must be positive, got {huber_delta:g}")
-    law = build_law(law_name, data)
-    tied = dict(DEFAULT_TIES.get(law.name, {}) if tied is None else tied)
+        raise UserError(f"huber_delta must be positive, got {huber_delta:g}", param="huber_delta")
+    if not 0 < alpha < 1:
+        raise UserError(f"alpha must be in (0, 1), got {alpha:g}", param="alpha")
+    data = _as_fit_data(data, law, ptq_method)
+    law = data.law if data.law is not None else get_law(law)
+    tied = dict(law.default_ties if tied is None else tied)
     for name in (*tied, *tied.values()):  # unknown names -> UserError listing the law's parameters
         law.param(name)
     fixed = dict(fixed or {})
     for name in fixed:
         law.param(name)
         tied.pop(name, None)
+    options = {"fixed": fixed, "tied": tied, "huber_delta": huber_delta, "n_refine": n_refine}
     t0 = time.perf_counter()
     say(f"fitting {law.name} to {data.n_rows} rows")
-    outcome, obj = point_fit(
-        law, data.X, data.y, fixed=fixed, tied=tied, huber_delta=huber_delta, n_refine=n_refine
-    )
+    outcome, obj = law.fit(data.X, data.y, **options)
     t_fit = time.perf_counter() - t0
     params = {k: float(v) for k, v in law.from_fit_space(outcome.theta).items()}
     held = [n for n in law.param_names if n not in obj.free and n not in tied and n not in fixed]
@@ -121,26 +116,9 @@ def fit(
     }
     if holdout:
         say(f"holdout: refit without the largest-compute {holdout:.0%}")
-        mask = split_by_compute(data.compute, holdout)
-        train = {k: v[~mask] for k, v in data.X.items()}
-        test = {k: v[mask] for k, v in data.X.items()}
-        try:
-            out_h, _ = point_fit(
-                law, train, data.y[~mask], fixed=fixed, tied=tied, huber_delta=huber_delta, n_refine=n_refine
-            )
-            p_h = law.from_fit_space(out_h.theta)
-            metrics["holdout"] = {
-                "fraction": holdout,
-                "n_train": int((~mask).sum()),
-                "compute_threshold": float(data.compute[mask].min()),
-                **holdout_errors(data.y[mask], law.predict(p_h, test)),
-                "params": {k: float(v) for k, v in p_h.items()},
-            }
-        except UserError as exc:
-            metrics["holdout"] = None
-            metrics["holdout_error"] = str(exc)
+        metrics.update(_holdout(law, data, holdout, options))
 
-    return FitResult(
+    result = FitResult(
         law=law,
         params=params,
         free=list(obj.free),
@@ -160,7 +138,7 @@ def fit(
             "ranges": data.ranges(),
         },
         options={
-            "law": law_name,
+            "law": law.name,
             "bootstrap": n_boot,
             "seed": seed,
             "holdout": holdout,
@@ -168,7 +146,34 @@ def fit(
             "n_refine": n_refine,
             "fixed": dict(fixed),
             "tied": tied,
+            "ptq_method": ptq_method,
         },
         version=__version__,
         alpha=alpha,
+        rows={**data.X, "compute": data.compute, "y": data.y},
     )
+    result.diagnostics = diagnose(result)
+    if not keep_data:
+        result.remove_data()
+    return result
+
+
+def _holdout(law: Law, data: FitData, fraction: float, options: Mapping[str, Any]) -> dict[str, Any]:
+    """Refit without the largest-compute `fraction` of rows and score the prediction of those rows."""
+    mask = split_by_compute(data.compute, fraction)
+    train = {k: v[~mask] for k, v in data.X.items()}
+    test = {k: v[mask] for k, v in data.X.items()}
+    try:
+        out_h, _ = law.fit(train, data.y[~mask], **options)
+    except UserError as exc:
+        return {"holdout": None, "holdout_error": str(exc)}
+    p_h = law.from_fit_space(out_h.theta)
+    return {
+        "holdout": {
+            "fraction": fraction,
+            "n_train": int((~mask).sum()),
+            "compute_threshold": float(data.compute[mask].min()),
+            **holdout_errors(data.y[mask], law.predict(p_h, test)),
+            "params": {k: float(v) for k, v in p_h.items()},
+        }
+    }

@@ -4,23 +4,30 @@
 - `residuals_vs_compute.png`: log(observed / predicted) against compute C, the held-out runs shaded;
 - `loss_vs_n.png`: target against N, points coloured by their D, fitted curves at the data's D values
   (precision law: runs trained unquantized and served without PTQ, curves at their training bits);
-- precision law only: `isoloss_n_p.png` (loss contours over N and training precision P at the largest
-  cost in the data, C = 6/16·N·D·P of Kumar et al. 2024) and `delta_ptq_vs_d.png`: the *measured*
+- laws that respond to training precision (`Law.responds_to("P_w")`): `isoloss_n_p.png` (loss contours
+  over N and training precision P at the largest cost in the data, C = 6/16·N·D·P of Kumar et al. 2024);
+  laws with a PTQ input (`P_post`) and PTQ rows in the data: `delta_ptq_vs_d.png`: the *measured*
   δ_PTQ = loss after PTQ − loss of the same run, per (N, P_post, method), against D, with the law's δ_PTQ
   term for the same N, P_post and training bits (one panel per P_post, one colour per N).
+
+`plot_recommendation` draws a recommendation: isoloss contours over (N, P) with the budget line.
 
 Tick labels are plain numbers (0.01, 2.5), not mantissa×10^k, wherever the axis spans under a decade.
 """
 
 from __future__ import annotations
 
+import math
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+from fits.candidates import int_spec
 from fits.dataset import FitData
+from fits.hardware import get_profile
 from fits.laws import HIGH_PRECISION_BITS as HIGH_BITS
+from fits.optimize import finite
 from fits.results import FitResult
 
 KINDS = ("P_w", "P_a", "P_kv")
@@ -67,8 +74,7 @@ def _colorbar(fig, mappable, ax, values: np.ndarray, label: str):
 
 
 def _unit(result: FitResult) -> str:
-    t = result.law.target
-    return f"{t} (nats/token)" if t.startswith("loss") else t
+    return f"{result.law.target} ({result.law.unit})"
 
 
 def _lognorm(values: np.ndarray):
@@ -106,8 +112,9 @@ def write_plots(result: FitResult, data: FitData, out_dir: str | Path, table: An
         fig = loss_vs_n(plt, result, data)
         if fig is not None:
             save(fig, "loss_vs_n.png")
-    if result.law.name == "precision":
+    if result.law.responds_to("P_w") and "D" in data.X:
         save(isoloss(plt, result, data), "isoloss_n_p.png")
+    if result.law.responds_to("P_post"):
         points = measured_delta_ptq(data, table)
         if points["delta"].size:
             save(delta_ptq_vs_d(plt, result, points)[0], "delta_ptq_vs_d.png")
@@ -169,10 +176,9 @@ def residuals_vs_compute(plt, result: FitResult, data: FitData):
             label=f"held out: refit without these {ho['n']} rows errs {ho['mean_rel_error']:.2%} on them",
         )
         ax.legend(loc="best", fontsize=8)
-    xlabel = "N · exposures" if result.law.name == "capacity" else "compute C (FLOPs)"
     ax.set(
         xscale="log",
-        xlabel=xlabel,
+        xlabel=result.law.compute_label,
         ylabel="log(observed / predicted)",
         title=f"{result.law.name}: residuals vs compute",
     )
@@ -189,7 +195,7 @@ def loss_vs_n(plt, result: FitResult, data: FitData):
     bits = _train_bits(data.X, n_rows)
     mask = np.ones(n_rows, dtype=bool)
     title = f"{result.law.name}: {result.law.target} vs N"
-    if result.law.name == "precision":
+    if result.law.responds_to("P_w"):
         mask = ~(data.X.get("P_post", np.full(n_rows, np.nan)) > 0)
         for k in KINDS:
             mask &= bits[k] >= HIGH_BITS
@@ -358,3 +364,66 @@ def delta_ptq_vs_d(plt, result: FitResult, points: dict[str, np.ndarray]):
     fig.suptitle(f"post-training quantization degradation (trained at w/a/kv = {trained} bits)", fontsize=10)
     fig.tight_layout()
     return fig, plotted
+
+
+def plot_recommendation(rec: Any, source: Any, path: str, profile: str = "bits") -> None:
+    """Isoloss contours of L(N, D*, P) over (N, P) at the optimum's tokens D*, with the budget line
+    N = C·t(P) / (6·D*) (the N each shared precision P can afford at D* within the budget) and the optimum.
+
+    At the optimum the budget line is tangent to its isoloss contour. P is one shared precision for all
+    tensor kinds (int3..int15, bf16 for the budget line under a profile with native formats).
+    """
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    hw = get_profile(profile)
+    best = rec.best
+    law, params = source.law, source.params
+    n_axis = np.logspace(math.log10(best.N) - 2, math.log10(best.N) + 2, 200)
+    p_axis = np.linspace(3.0, 16.0, 131)
+    NN, PP = np.meshgrid(n_axis, p_axis)
+    rows = np.column_stack([PP.ravel()] * 3)
+    from fits.recommendation import law_columns
+
+    X = law_columns(NN.ravel(), np.full(NN.size, best.D), rows, rec.serve_bits, law)
+    loss = finite(law.predict(params, X)).reshape(NN.shape)
+    if hw.native is None:  # linear-in-bits cost: a smooth budget curve, t(P) = 16 / P
+        p_line = np.linspace(3.0, 16.0, 131)
+        n_budget = rec.flops * (16.0 / p_line) / (6.0 * best.D)
+    else:  # table profiles price formats, not bits: int3..int15 and bf16
+        p_line = np.arange(3, 17)
+        speed = np.array([hw.throughput(int_spec(int(b))) for b in p_line])
+        n_budget = rec.flops * speed / (6.0 * best.D)
+
+    fig, ax = plt.subplots(figsize=(7, 5), dpi=120)
+    valid = loss[np.isfinite(loss)]
+    levels = np.unique(np.quantile(valid, np.linspace(0.0, 0.9, 16)))  # even area per colour band
+    shown = np.where(np.isfinite(loss), loss, valid.max())
+    cs = ax.contourf(NN, PP, shown, levels=levels, cmap="viridis_r", extend="max")
+    ax.contour(NN, PP, shown, levels=[best.loss], colors="white", linewidths=1.2, linestyles="--")
+    fig.colorbar(cs, ax=ax, label="predicted loss (nats/token)", format="%.3f")
+    style = "default" if hw.native is None else "steps-mid"
+    budget_label = f"budget C = {rec.flops:.2g} ({hw.name})"
+    ax.plot(n_budget, p_line, color="red", lw=2, drawstyle=style, label=budget_label)
+    ax.plot(
+        [best.N],
+        [best.P_w],
+        marker="*",
+        ms=16,
+        color="orange",
+        mec="black",
+        ls="none",
+        label=f"optimum {best.precision}: N={best.N:.3g}, D={best.D:.3g}, L={best.loss:.4f}",
+    )
+    ax.set_xscale("log")
+    ax.set_xlim(n_axis[0], n_axis[-1])
+    ax.set_ylim(3, 16)
+    ax.set_xlabel("parameters N (non-embedding)")
+    ax.set_ylabel("training precision P (bits, shared)")
+    ax.set_title(f"{rec.law}: isoloss over (N, P) at D* = {best.D:.3g} tokens ({rec.objective})")
+    ax.legend(loc="lower left", fontsize=8)
+    fig.tight_layout()
+    fig.savefig(path)
+    plt.close(fig)

@@ -1,30 +1,42 @@
-"""`FitResult`: a fitted law with its uncertainty, in the spirit of statsmodels' results objects.
+"""`FitResult`: a fitted law with its uncertainty, in the spirit of statsmodels' and lmfit's results.
 
-`.params` (point estimates), `.bse` (bootstrap standard errors), `.conf_int()` (percentile intervals),
-`.summary()` (a readable table), `.predict(X)`, `.predict_draws(X)` (one prediction per bootstrap
-replicate, for propagating intervals), `.derived(budget)` (compute-optimal allocation with CIs), and
-`.to_json(path)` / `FitResult.from_json(path)`. fit.json holds the law spec, params, CIs, bootstrap draws,
-metrics, the data hash and ranges, the scalefit version and the fit options. Non-finite floats are stored
-as the strings "inf", "-inf", "nan" so the file is strict JSON.
+Everything a scientist asks of a fit, without passing the data again:
+
+- estimates: `params`, `bse` (bootstrap standard errors; pandas Series), `conf_int(alpha)` (percentile
+  intervals), `cov_params()` and `corr_params()` (from the bootstrap draws), `derived(budget)` (the law's
+  compute-optimal allocation with intervals);
+- goodness of fit (log targets, the scale the fit works on): `nobs`, `df_resid`, `fittedvalues`, `resid`
+  (log y − log ŷ), `r2_log`, `aic`, `bic`; `diagnostics` (parameters on bounds, poorly identified
+  parameters, strong correlations, low R²; `fits.diagnostics`), computed once at fit time;
+- prediction: `predict(X)` (array), `predict_interval(X, alpha)` (DataFrame: prediction, lower, upper),
+  `predict_draws(X)` (one prediction per bootstrap replicate);
+- report: `summary()` (a `Summary`: text via `as_text()`, an HTML table in a notebook);
+- persistence: `to_json(path)` / `FitResult.from_json(path)`, `remove_data()` for small files.
+
+fit.json (docs/fit_json.md) is versioned: `format` 2 adds `diagnostics` and `rows` (the fitted rows) to
+format 1, and format-1 files still load (diagnostics are then recomputed, rows are absent). Non-finite
+floats are stored as the strings "inf", "-inf", "nan" so the file is strict JSON.
 """
 
 from __future__ import annotations
 
 import hashlib
+import html
 import json
 import math
+import os
 from collections.abc import Mapping
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from fits.bootstrap import percentile_interval, standard_error
-from fits.laws import Law, derived_quantities, law_from_spec
+from fits.law import Law
+from fits.laws import law_from_spec
 from scaling.errors import UserError
 
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2
 
 
 def data_hash(columns: Mapping[str, np.ndarray]) -> str:
@@ -54,33 +66,90 @@ def _dec_float(x: Any) -> float:
     return float(x) if x is not None else float("nan")
 
 
-@dataclass
-class FitResult:
-    """A fitted scaling law. `params` are natural values (A, not log A); `draws` bootstrap replicates."""
+class Summary(str):
+    """`FitResult.summary()`: the report as text (`as_text()`, `print`) and as HTML in a notebook."""
 
-    law: Law
-    params: dict[str, float]
-    free: list[str]
-    fixed: dict[str, float] = field(default_factory=dict)
-    tied: dict[str, str] = field(default_factory=dict)
-    draws: dict[str, np.ndarray] | None = None
-    metrics: dict[str, Any] = field(default_factory=dict)
-    data: dict[str, Any] = field(default_factory=dict)
-    options: dict[str, Any] = field(default_factory=dict)
-    version: str = ""
-    alpha: float = 0.05
+    def __new__(cls, text: str, html: str = "") -> Summary:
+        obj = super().__new__(cls, text)
+        obj._html = html
+        return obj
+
+    def as_text(self) -> str:
+        return str.__str__(self)
+
+    def _repr_html_(self) -> str:
+        return self._html
+
+    def __repr__(self) -> str:
+        return self.as_text()
+
+
+class FitResult:
+    """A fitted scaling law (see the module docstring for what it offers).
+
+    `params` given to the constructor are natural values (A, not log A); `draws` bootstrap replicates per
+    parameter; `rows` the fitted columns (inputs, `compute`, target `y`), kept for `fittedvalues`/`resid`.
+    """
+
+    def __init__(
+        self,
+        law: Law,
+        params: Mapping[str, float],
+        free: list[str],
+        fixed: Mapping[str, float] | None = None,
+        tied: Mapping[str, str] | None = None,
+        draws: Mapping[str, np.ndarray] | None = None,
+        metrics: Mapping[str, Any] | None = None,
+        data: Mapping[str, Any] | None = None,
+        options: Mapping[str, Any] | None = None,
+        version: str = "",
+        alpha: float = 0.05,
+        rows: Mapping[str, np.ndarray] | None = None,
+        diagnostics: list[dict[str, Any]] | None = None,
+    ) -> None:
+        self.law = law
+        self.estimates: dict[str, float] = {k: float(v) for k, v in params.items()}
+        self.free = list(free)
+        self.fixed = dict(fixed or {})
+        self.tied = dict(tied or {})
+        self.draws = {k: np.asarray(v, dtype=float) for k, v in draws.items()} if draws else None
+        self.metrics = dict(metrics or {})
+        self.data = dict(data or {})
+        self.options = dict(options or {})
+        self.version = version
+        self.alpha = float(alpha)
+        self.rows = {k: np.asarray(v, dtype=float) for k, v in rows.items()} if rows else None
+        self.diagnostics = list(diagnostics or [])
+
+    def __repr__(self) -> str:
+        objective = self.metrics.get("objective", math.nan)
+        return (
+            f"<FitResult {self.law.name}: nobs={self.nobs}, objective={objective:.4g}, "
+            f"bootstrap={self.n_boot}, diagnostics={len(self.diagnostics)}>"
+        )
 
     # ---------------------------------------------------------------- estimates and uncertainty
+    @property
+    def params(self) -> Any:
+        """Point estimates (natural values) as a pandas Series indexed by parameter."""
+        import pandas as pd
+
+        return pd.Series(self.estimates, name="estimate", dtype=float)
+
     @property
     def n_boot(self) -> int:
         return 0 if not self.draws else int(next(iter(self.draws.values())).size)
 
     @property
-    def bse(self) -> dict[str, float]:
+    def bse(self) -> Any:
         """Bootstrap standard error per parameter (NaN without bootstrap; 0 for fixed parameters)."""
+        import pandas as pd
+
         if not self.draws:
-            return {n: float("nan") for n in self.params}
-        return {n: 0.0 if n in self.fixed else standard_error(self.draws[n]) for n in self.params}
+            values = {n: math.nan for n in self.estimates}
+        else:
+            values = {n: 0.0 if n in self.fixed else standard_error(self.draws[n]) for n in self.estimates}
+        return pd.Series(values, name="std_err", dtype=float)
 
     def conf_int(self, alpha: float | None = None) -> Any:
         """Percentile bootstrap intervals: a pandas DataFrame indexed by parameter, columns lower/upper."""
@@ -89,55 +158,150 @@ class FitResult:
         a = self.alpha if alpha is None else alpha
         rows = {
             n: percentile_interval(self.draws[n], a) if self.draws else (math.nan, math.nan)
-            for n in self.params
+            for n in self.estimates
         }
         return pd.DataFrame.from_dict(rows, orient="index", columns=["lower", "upper"])
 
-    def derived(self, budget: float | None = None, alpha: float | None = None) -> Any:
-        """Compute-optimal quantities (a, b, G; N_opt, D_opt, D/N at `budget` FLOPs) with SE and CI."""
+    def _draw_frame(self, space: str) -> Any:
         import pandas as pd
 
-        if not {"A", "B", "alpha", "beta"} <= set(self.params):
-            raise UserError(f"law {self.law.name!r} has no Chinchilla-form compute-optimal allocation")
+        if not self.draws:
+            raise UserError("this fit has no bootstrap draws (fit with n_boot > 0)", param="n_boot")
+        if space not in ("fit", "natural"):
+            raise UserError(f"space must be 'fit' or 'natural', got {space!r}", param="space")
+        cols = {}
+        for n in self.free:
+            v = self.draws[n]
+            cols[n] = self.law.param(n).to_fit(v) if space == "fit" else v
+        return pd.DataFrame(cols)
+
+    def cov_params(self, space: str = "natural") -> Any:
+        """Covariance of the free parameters over the bootstrap draws (DataFrame); `space="fit"` uses the
+        fit-space values (logs of the scale constants), where the draws are closer to normal."""
+        return self._draw_frame(space).cov()
+
+    def corr_params(self, space: str = "fit") -> Any:
+        """Correlation matrix of the free parameters over the bootstrap draws (fit space by default)."""
+        return self._draw_frame(space).corr()
+
+    def derived(self, budget: float | None = None, alpha: float | None = None) -> Any:
+        """The law's compute-optimal quantities (a, b, G; N_opt, D_opt, D/N at `budget` FLOPs) with SE and
+        CI over the bootstrap draws; only for laws with a closed-form allocation (`Law.allocation`)."""
+        import pandas as pd
+
+        if self.law.allocation is None:
+            raise UserError(f"law {self.law.name!r} has no closed-form compute-optimal allocation")
         a = self.alpha if alpha is None else alpha
-        point = derived_quantities(self.params, budget)
-        boot = derived_quantities(self.draws, budget) if self.draws else {}
+        point = self.law.allocation(self.estimates, budget)
+        boot = self.law.allocation(self.draws, budget) if self.draws else {}
         rows = {}
         for k, v in point.items():
             lo, hi = percentile_interval(boot[k], a) if boot else (math.nan, math.nan)
             rows[k] = (v, standard_error(boot[k]) if boot else math.nan, lo, hi)
         return pd.DataFrame.from_dict(rows, orient="index", columns=["estimate", "std_err", "lower", "upper"])
 
+    # ---------------------------------------------------------------- goodness of fit
+    @property
+    def _in_sample(self) -> dict[str, Any]:
+        return self.metrics.get("in_sample") or {}
+
+    @property
+    def nobs(self) -> int:
+        return int(self.data.get("n_rows", self._in_sample.get("n", 0)) or 0)
+
+    @property
+    def df_resid(self) -> int:
+        """Residual degrees of freedom: rows minus free parameters."""
+        return self.nobs - len(self.free)
+
+    def _rows(self) -> dict[str, np.ndarray]:
+        if not self.rows:
+            raise UserError("this fit holds no data (remove_data() was called, or an old fit.json)")
+        return self.rows
+
+    @property
+    def fittedvalues(self) -> np.ndarray:
+        """The law's prediction of each fitted row (target units)."""
+        rows = self._rows()
+        return self.predict({k: v for k, v in rows.items() if k not in ("y", "compute")})
+
+    @property
+    def resid(self) -> np.ndarray:
+        """Log residuals log y − log ŷ of the fitted rows (the scale the fit minimises)."""
+        return np.log(self._rows()["y"]) - np.log(self.fittedvalues)
+
+    @property
+    def r2_log(self) -> float:
+        return float(self._in_sample.get("r2_log", math.nan))
+
+    @property
+    def aic(self) -> float:
+        return float(self._in_sample.get("aic", math.nan))
+
+    @property
+    def bic(self) -> float:
+        return float(self._in_sample.get("bic", math.nan))
+
+    def remove_data(self) -> FitResult:
+        """Drop the fitted rows (fit.json becomes small; fittedvalues/resid are then unavailable)."""
+        self.rows = None
+        return self
+
     # ---------------------------------------------------------------- prediction
     def predict(self, X: Mapping[str, Any]) -> np.ndarray:
         """Point prediction of the target (loss or bits) for each row of `X`."""
-        return self.law.predict(self.params, X)
+        return self.law.predict(self.estimates, X)
 
     def predict_draws(self, X: Mapping[str, Any]) -> np.ndarray:
         """One prediction per bootstrap replicate: array (n_boot, n_rows)."""
         if not self.draws:
-            raise UserError("this fit has no bootstrap draws (fit with --bootstrap > 0 to get intervals)")
+            raise UserError("this fit has no bootstrap draws (fit with n_boot > 0 to get intervals)")
         cols = self.law.prepare(X)
         theta = self.law.draws_to_fit_space(self.draws)
         with np.errstate(all="ignore"):
             return np.exp(self.law.log_predict_theta(theta, cols))
 
-    def predict_interval(self, X: Mapping[str, Any], alpha: float | None = None) -> tuple[np.ndarray, ...]:
-        """(prediction, lower, upper): point prediction and the percentile interval over replicates."""
+    def predict_interval(self, X: Mapping[str, Any], alpha: float | None = None) -> Any:
+        """DataFrame with columns prediction, lower, upper: the point prediction and the percentile
+        interval of the bootstrap replicates' predictions (parameter uncertainty only)."""
+        import pandas as pd
+
         a = self.alpha if alpha is None else alpha
         point = self.predict(X)
-        draws = self.predict_draws(X)
-        lo, hi = np.nanquantile(draws, [a / 2, 1 - a / 2], axis=0)
-        return point, lo, hi
+        lo, hi = np.nanquantile(self.predict_draws(X), [a / 2, 1 - a / 2], axis=0)
+        index = getattr(X, "index", None)
+        return pd.DataFrame({"prediction": point, "lower": lo, "upper": hi}, index=index)
 
     # ---------------------------------------------------------------- report
-    def summary(self, budget: float | None = None) -> str:
-        """A readable table: law, data, objective, parameters with SE and CI, derived quantities, metrics."""
+    def _notes(self) -> dict[str, list[str]]:
+        notes: dict[str, list[str]] = {n: [] for n in self.estimates}
+        for name in self.estimates:
+            if name in self.fixed:
+                notes[name].append("fixed")
+            elif name in self.tied:
+                notes[name].append(f"= {self.tied[name]}")
+            if name.startswith("R[") and self.law.spec.get("groups"):  # capacity: one R per group
+                notes[name].append(self.law.spec["groups"][int(name[2:-1])])
+        labels = {"bound": "ON BOUND", "unidentified": "poorly identified", "correlated": "corr"}
+        for d in self.diagnostics:
+            label = labels.get(d["kind"])
+            if label is None:
+                continue
+            for name in d["params"]:
+                if name in notes:
+                    other = [p for p in d["params"] if p != name]
+                    notes[name].append(f"{label} {other[0]}" if other else label)
+        return notes
+
+    def summary(self, budget: float | None = None) -> Summary:
+        """The report: law, data, objective, parameters with SE, CI and notes, derived quantities, metrics,
+        then one warning line per diagnostic. Prints as text; shows as a table in a notebook."""
         m = self.metrics
         ci = self.conf_int()
         se = self.bse
+        notes = self._notes()
         pct = f"{100 * self.alpha / 2:g}%", f"{100 * (1 - self.alpha / 2):g}%"
-        lines = [
+        head = [
             f"scalefit fit: {self.law.name}   {self.law.equation}   [{self.law.citation}]",
             f"rows used: {self.data.get('n_rows', '?')}   dropped: {self.data.get('n_dropped', 0)}   "
             f"target: {self.law.target}   data sha256: {str(self.data.get('hash', ''))[:12]}",
@@ -148,28 +312,21 @@ class FitResult:
         requested = int(self.options.get("bootstrap") or self.n_boot)
         if requested:
             kept = int(m.get("bootstrap_converged", self.n_boot))
-            lines.append(
+            head.append(
                 f"bootstrap: {requested} row resamples (seed {self.options.get('seed', 0)}), "
                 f"{kept} converged; percentile intervals and SEs from the converged refits only"
             )
-            if kept < 0.9 * requested:
-                lines.append(
-                    f"warning: only {kept} of {requested} bootstrap refits converged "
-                    f"({kept / requested:.0%}); the intervals may be too narrow or unreliable"
-                )
         else:
-            lines.append("bootstrap: none (no standard errors or intervals)")
-        lines.append("")
-        lines.append(f"{'param':<12}{'estimate':>14}{'std err':>12}{pct[0]:>14}{pct[1]:>14}  note")
-        for name, value in self.params.items():
-            note = "fixed" if name in self.fixed else (f"= {self.tied[name]}" if name in self.tied else "")
-            if name.startswith("R["):  # capacity: one R per group; say which
-                note = self.law.spec["groups"][int(name[2:-1])]
-            lines.append(
-                f"{name:<12}{_fmt(value):>14}{_fmt(se[name]):>12}"
-                f"{_fmt(ci.loc[name, 'lower']):>14}{_fmt(ci.loc[name, 'upper']):>14}  {note}"
-            )
-        if {"A", "B", "alpha", "beta"} <= set(self.params):
+            head.append("bootstrap: none (no standard errors or intervals)")
+        table = [f"{'param':<12}{'estimate':>14}{'std err':>12}{pct[0]:>14}{pct[1]:>14}  note"]
+        html_rows = []
+        for name, value in self.estimates.items():
+            note = "; ".join(notes[name])
+            cells = (_fmt(value), _fmt(se[name]), _fmt(ci.loc[name, "lower"]), _fmt(ci.loc[name, "upper"]))
+            table.append(f"{name:<12}{cells[0]:>14}{cells[1]:>12}{cells[2]:>14}{cells[3]:>14}  {note}")
+            html_rows.append((name, *cells, note))
+        lines = [*head, "", *table]
+        if self.law.allocation is not None:
             d = self.derived(budget)
             title = "derived (C = 6·N·D" + (f", budget {budget:.3g} FLOPs)" if budget else ")")
             lines += ["", title]
@@ -178,7 +335,7 @@ class FitResult:
                     f"{name:<16}{_fmt(row['estimate']):>10}{_fmt(row['std_err']):>12}"
                     f"{_fmt(row['lower']):>14}{_fmt(row['upper']):>14}"
                 )
-        ins = m.get("in_sample")
+        ins = self._in_sample
         if ins:
             lines += [
                 "",
@@ -195,10 +352,13 @@ class FitResult:
             )
         for stage in m.get("stages", []):
             lines.append(f"stage: {stage['stage']} ({stage['rows']} rows)")
-        return "\n".join(lines)
+        warnings = [f"warning: {d['message']}" for d in self.diagnostics]
+        if warnings:
+            lines += ["", *warnings]
+        return Summary("\n".join(lines), _html(head, pct, html_rows, warnings))
 
     def __str__(self) -> str:
-        return self.summary()
+        return self.summary().as_text()
 
     # ---------------------------------------------------------------- persistence
     def to_dict(self) -> dict[str, Any]:
@@ -211,30 +371,45 @@ class FitResult:
                 "law_equation": self.law.equation,
                 "citation": self.law.citation,
                 "target": self.law.target,
-                "params": self.params,
+                "params": self.estimates,
                 "free": self.free,
                 "fixed": self.fixed,
                 "tied": self.tied,
                 "alpha": self.alpha,
-                "bse": self.bse,
-                "conf_int": {n: [ci.loc[n, "lower"], ci.loc[n, "upper"]] for n in self.params},
+                "bse": dict(self.bse),
+                "conf_int": {n: [ci.loc[n, "lower"], ci.loc[n, "upper"]] for n in self.estimates},
+                "diagnostics": self.diagnostics,
                 "metrics": self.metrics,
                 "data": self.data,
                 "options": self.options,
-                "bootstrap_draws": {n: v for n, v in self.draws.items()} if self.draws else None,
+                "bootstrap_draws": dict(self.draws) if self.draws else None,
+                "rows": dict(self.rows) if self.rows else None,
             }
         )
 
     def to_json(self, path: str | Path) -> None:
-        Path(path).write_text(json.dumps(self.to_dict(), indent=1) + "\n")
+        """Write fit.json atomically (a temporary file in the same directory, then a rename)."""
+        p = Path(path)
+        tmp = p.with_name(f".{p.name}.tmp.{os.getpid()}")
+        try:
+            tmp.write_text(json.dumps(self.to_dict(), indent=1) + "\n")
+            os.replace(tmp, p)
+        finally:
+            tmp.unlink(missing_ok=True)
 
     @classmethod
     def from_dict(cls, d: Mapping[str, Any]) -> FitResult:
         try:
+            fmt = int(d.get("format", 1))
+            if fmt > FORMAT_VERSION:
+                raise UserError(
+                    f"fit.json format {fmt} is newer than this scalefit reads ({FORMAT_VERSION}); upgrade"
+                )
             law = law_from_spec(d["law"])
             params = {k: _num(v) for k, v in d["params"].items()}
             draws = d.get("bootstrap_draws")
-            return cls(
+            rows = d.get("rows")
+            result = cls(
                 law=law,
                 params=params,
                 free=list(d.get("free", list(params))),
@@ -246,9 +421,18 @@ class FitResult:
                 options=dict(d.get("options", {})),
                 version=str(d.get("scalefit_version", "")),
                 alpha=float(d.get("alpha", 0.05)),
+                rows={k: np.array([_num(x) for x in v]) for k, v in rows.items()} if rows else None,
+                diagnostics=list(d.get("diagnostics") or []),
             )
+        except UserError:
+            raise
         except (KeyError, TypeError, ValueError, AttributeError) as exc:
             raise UserError(f"not a scalefit fit.json ({type(exc).__name__}: {exc})") from None
+        if "diagnostics" not in d:  # format 1: computed now from what the file holds
+            from fits.diagnostics import diagnose
+
+            result.diagnostics = diagnose(result)
+        return result
 
     @classmethod
     def from_json(cls, path: str | Path) -> FitResult:
@@ -262,6 +446,20 @@ class FitResult:
         if not isinstance(d, dict) or "law" not in d or "params" not in d:
             raise UserError(f"{p} is not a scalefit fit.json (no law/params)")
         return cls.from_dict(d)
+
+
+def _html(head: list[str], pct: tuple[str, str], rows: list[tuple[str, ...]], warnings: list[str]) -> str:
+    esc = html.escape
+    cells = "".join("<tr>" + "".join(f"<td>{esc(c)}</td>" for c in row) + "</tr>" for row in rows)
+    return (
+        "<div class='scalefit-summary'>"
+        + "".join(f"<div>{esc(h)}</div>" for h in head)
+        + "<table><thead><tr><th>param</th><th>estimate</th><th>std err</th>"
+        + f"<th>{esc(pct[0])}</th><th>{esc(pct[1])}</th><th>note</th></tr></thead>"
+        + f"<tbody>{cells}</tbody></table>"
+        + "".join(f"<div style='color:#a60'>{esc(w)}</div>" for w in warnings)
+        + "</div>"
+    )
 
 
 def _num(x: Any) -> float:

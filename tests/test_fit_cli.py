@@ -57,7 +57,7 @@ def test_fit_then_predict(tmp_path) -> None:
     res = runner.invoke(app, ["predict", "--fit", str(out), "--n", "1e9", "--tokens", "2e10", "--json"])
     assert res.exit_code == 0, res.output
     pred = json.loads(res.output)
-    assert pred["lower"] <= pred["loss"] <= pred["upper"] and pred["n_boot"] == 50
+    assert pred["lower"] <= pred["prediction"] <= pred["upper"] and pred["n_boot"] == 50
 
 
 def test_predict_published_kumar() -> None:
@@ -81,7 +81,7 @@ def test_predict_published_kumar() -> None:
     )
     assert res.exit_code == 0, res.output
     X = {"N": 1e9, "D": 2e10, "P_w": 8, "P_a": 8, "P_kv": 8, "P_post": 4}
-    assert json.loads(res.output)["loss"] == np.float64(law.predict(p, X)[0])
+    assert json.loads(res.output)["prediction"] == np.float64(law.predict(p, X)[0])
     res = runner.invoke(app, ["predict", "--law", "kumar2024", "--n", "1e9", "--tokens", "2e10"])
     assert res.exit_code == 0 and "no interval" in res.output
 

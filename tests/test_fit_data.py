@@ -47,7 +47,7 @@ def test_row_selection_and_counted_drops() -> None:
     df.loc[4, "N"] = -5.0
     df.loc[6, "task"] = "bios"
     with pytest.warns(
-        DataWarning, match=r"dropped 3 of 32 rows: 1 failed status, 1 non-positive N, 1 NaN/inf loss"
+        DataWarning, match=r"dropped 3 of 32 rows: 1 diverged status, 1 non-positive N, 1 NaN/inf loss"
     ):
         data = fit_data(df, "chinchilla")
     assert data.n_rows == 12 and data.target == "loss"
@@ -67,7 +67,7 @@ def test_read_csv_with_mapping_and_derived_tokens(tmp_path) -> None:
     np.testing.assert_allclose(df["D"], [1e9, 2e9])
     with pytest.raises(UserError, match="no column 'Size'"):
         read_table(path, {"N": "Size"})
-    with pytest.raises(UserError, match="--derive-d needs"):
+    with pytest.raises(UserError, match="derive_d needs"):
         read_table(path, derive_d=True)
     with pytest.raises(UserError, match="COLUMN=SOURCE"):
         parse_mapping(["N"])
@@ -96,7 +96,7 @@ def test_fit_result_json_round_trip(tmp_path) -> None:
     res = fit(data, "chinchilla", n_boot=40, holdout=0.25, n_refine=4)
     res.to_json(tmp_path / "fit.json")
     back = FitResult.from_json(tmp_path / "fit.json")
-    assert back.params == res.params and back.law.name == "chinchilla" and back.n_boot == 40
+    assert back.params.equals(res.params) and back.law.name == "chinchilla" and back.n_boot == 40
     assert (
         back.data["hash"] == res.data["hash"]
         and back.version == res.version
@@ -106,8 +106,11 @@ def test_fit_result_json_round_trip(tmp_path) -> None:
     draws = back.predict_draws(X)
     assert draws.shape == (40, 2)
     np.testing.assert_allclose(back.predict(X), res.predict(X))
-    point, lo, hi = back.predict_interval(X)
-    assert np.all(lo <= point + 1e-9) and np.all(point <= hi + 1e-9)
+    iv = back.predict_interval(X)
+    assert list(iv.columns) == ["prediction", "lower", "upper"] and len(iv) == 2
+    assert np.all(iv["lower"] <= iv["prediction"] + 1e-9) and np.all(iv["prediction"] <= iv["upper"] + 1e-9)
+    np.testing.assert_allclose(back.fittedvalues, res.fittedvalues)
+    assert back.diagnostics == res.diagnostics
     pd.testing.assert_frame_equal(back.conf_int(), res.conf_int())
     assert "holdout" in res.summary() and res.metrics["holdout"]["n"] >= 4  # 25% of 16, ties kept together
     (tmp_path / "junk.json").write_text("[1, 2]")

@@ -159,7 +159,7 @@ def test_capacity_parameter_recovery() -> None:
         avail = np.full(16, 4e6) * rng.uniform(0.8, 1.2, 16)
         X = {"params_paper": P, "bits_available": avail, "group": np.repeat([0.0, 1.0], 8)}
         y = law.predict(truth, X) * np.exp(0.01 * rng.standard_normal(16))
-        data = FitData(X=X, y=y, compute=P, target="bits", n_read=16, groups=["1000x", "100x"])
+        data = FitData(X=X, y=y, compute=P, target="bits", n_read=16, groups=["1000x", "100x"], law=law)
         res = fit(data, "capacity", n_boot=300, seed=seed, holdout=None)
         results.append((res.params, res.conf_int()))
     assert_recovered(_coverage(results, truth))

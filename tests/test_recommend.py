@@ -10,9 +10,11 @@ import pytest
 from typer.testing import CliRunner
 
 from cli.main import app
+from fits.candidates import candidate_specs
 from fits.hardware import get_profile
 from fits.laws import derived_quantities, get_law, published
-from fits.recommend import candidate_specs, minimise_log_n, recommend
+from fits.optimize import minimise_log_n
+from fits.recommendation import optimise as recommend
 from scaling.errors import UserError
 
 KINDS = ("w", "a", "kv")
@@ -289,6 +291,6 @@ def test_cli_uses_a_fit_json_with_bootstrap_and_ranges(tmp_path):
     capacity = FitResult(law=get_law("capacity"), params={"R": 2.0}, free=["R"])
     capacity.to_json(tmp_path / "cap.json")
     bad = runner.invoke(app, ["recommend", "--flops", "1e21", "--fit", str(tmp_path / "cap.json")])
-    assert bad.exit_code == 2 and "not loss" in bad.output
+    assert bad.exit_code == 2 and "not a loss" in bad.output
     missing = runner.invoke(app, ["recommend", "--flops", "1e21", "--fit", str(tmp_path / "none.json")])
     assert missing.exit_code == 2

@@ -133,6 +133,10 @@ class Law:
     ranges: Mapping[str, tuple[float, float]] = field(default_factory=dict)
     unit: str = "nats/token"
 
+    def __post_init__(self) -> None:
+        if not self.spec:  # a law built in user code is rebuilt by its name (see `fits.laws.register_law`)
+            object.__setattr__(self, "spec", {"name": self.name})
+
     # ------------------------------------------------------------------ parameters
     @property
     def param_names(self) -> tuple[str, ...]:

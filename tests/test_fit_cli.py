@@ -6,6 +6,7 @@ import json
 
 import numpy as np
 import pandas as pd
+import pytest
 from typer.testing import CliRunner
 
 from cli.main import app
@@ -153,8 +154,29 @@ def test_bad_input_is_one_line_exit_2(tmp_path) -> None:
         ["predict", "--law", "kumar2024", "--n", "0", "--tokens", "1e9"],
         ["predict", "--law", "kumar2024", "--n", "1e9", "--tokens", "1e9", "--precision", "w99"],
         ["predict", "--fit", str(csv), "--n", "1e9", "--tokens", "1e9"],
+        ["predict", "--law", "kumar2024", "--n", "1e9", "--tokens", "1e9", "--ptq", "40"],
+        ["predict", "--law", "kumar2024", "--n", "1e9", "--tokens", "1e9", "--ptq", "1"],
+        ["predict", "--law", "kumar2024", "--n", "1e9", "--tokens", "1e9", "--ptq", "int99"],
+        ["fit", str(csv), "--map", "N=x", "--map", "D"],
+        ["fit", str(csv), "--where", "nonsense ==="],
     ]
     for args in cases:
         res = runner.invoke(app, args)
         assert res.exit_code == 2, (args, res.output)
         assert res.output.startswith("error: ") and res.output.count("\n") == 1, (args, res.output)
+    ptq = runner.invoke(
+        app, ["predict", "--law", "kumar2024", "--n", "1e9", "--tokens", "1e9", "--ptq", "40"]
+    )
+    assert "2..16 bits" in ptq.output
+
+
+def test_library_errors_name_parameters_and_the_cli_its_flags() -> None:
+    import fits
+    from scaling.errors import UserError
+
+    with pytest.raises(UserError, match=r"^n_params must be a positive finite number"):
+        fits.recommend(1e21, n_params=-1)
+    res = runner.invoke(app, ["recommend", "--flops", "1e21", "--params", "-1"])
+    assert res.exit_code == 2 and res.output.startswith("error: --params must be a positive finite number")
+    res = runner.invoke(app, ["recommend", "--flops", "1e21", "--params", "1e9", "--max-params", "1e8"])
+    assert "--params 1e+09 exceeds --max-params 1e+08" in res.output

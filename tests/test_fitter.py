@@ -21,6 +21,17 @@ EPOCH = {
 }
 
 
+# The point estimate scalefit gave on these 240 points before laws owned their behaviour (commit dbdebf1):
+# the refactor must reproduce it to 1e-6 relative.
+BEFORE_REFACTOR = {
+    "A": 477.82590405648483,
+    "B": 2143.4173338425485,
+    "E": 1.8172181055382224,
+    "alpha": 0.3473105036268939,
+    "beta": 0.36717243180816495,
+}
+
+
 def epoch_chinchilla(shared_data) -> FitData:
     df = read_table(
         shared_data / "chinchilla_epoch_svg_extracted.csv",
@@ -36,6 +47,8 @@ def test_epoch_chinchilla_replication(shared_data) -> None:
     assert data.n_rows == 240
     res = fit(data, "chinchilla", n_boot=1000, seed=0, holdout=None)
     assert res.metrics["converged"] and res.metrics["n_starts"] == 4500
+    for name, value in BEFORE_REFACTOR.items():
+        assert res.params[name] == pytest.approx(value, rel=1e-6), name
     se = res.bse
     for name in ("E", "alpha", "beta"):  # within one bootstrap SE of Epoch's estimate
         est, epoch_se = EPOCH[name]

@@ -7,13 +7,63 @@ from typing import Annotated
 
 import typer
 
-FLAGS = {"alpha": "--alpha", "law": "--law", "N": "--n", "D": "--tokens", "points": "--n/--tokens"}
+FLAGS = {
+    "alpha": "--alpha",
+    "law": "--law",
+    "N": "--n",
+    "D": "--tokens",
+    "points": "--n/--tokens",
+    "params_paper": "--params",
+    "exposures": "--exposures",
+}
 """Library parameter -> the flag that sets it (errors name the flag)."""
 
 
+Exposures = Annotated[
+    float | None, typer.Option("--exposures", help="Capacity laws: times each fact is seen in training.")
+]
+Junk = Annotated[
+    float | None, typer.Option("--junk", help="Capacity laws: junk tokens per useful token (e.g. 7).")
+]
+DomainToken = Annotated[
+    bool, typer.Option("--domain-token", help="Capacity laws: the useful data carries a domain token.")
+]
+Mlp = Annotated[str | None, typer.Option("--mlp", help="Capacity laws: MLP type (gelu, swiglu = gated).")]
+Moe = Annotated[
+    bool, typer.Option("--moe", help="Capacity laws: a mixture of experts (per total parameter).")
+]
+
+
+def effects(junk: float | None, domain_token: bool, mlp: str | None, moe: bool) -> dict[str, list]:
+    """The capacity-law columns of the options given (absent options are left out)."""
+    out: dict[str, list] = {}
+    if junk is not None:
+        out["junk"] = [junk]
+    if domain_token:
+        out["domain_token"] = [1.0]
+    if mlp is not None:
+        out["mlp"] = [mlp]
+    if moe:
+        out["moe"] = [1.0]
+    return out
+
+
 def predict(
-    n: Annotated[float, typer.Option("--n", help="Non-embedding parameters N.")],
-    tokens: Annotated[float, typer.Option("--tokens", "-D", help="Training tokens D.")],
+    n: Annotated[float | None, typer.Option("--n", help="Non-embedding parameters N (loss laws).")] = None,
+    tokens: Annotated[
+        float | None, typer.Option("--tokens", "-D", help="Training tokens D (loss laws).")
+    ] = None,
+    params: Annotated[
+        float | None,
+        typer.Option(
+            "--params", help="Capacity laws: parameters counted as Allen-Zhu & Li do (with embeddings)."
+        ),
+    ] = None,
+    exposures: Exposures = None,
+    junk: Junk = None,
+    domain_token: DomainToken = False,
+    mlp: Mlp = None,
+    moe: Moe = False,
     precision: Annotated[
         str, typer.Option("--precision", help="Training precision spec, e.g. w4a8kv8.")
     ] = "bf16",
@@ -30,15 +80,19 @@ def predict(
     ] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print the prediction as JSON.")] = False,
 ) -> None:
-    """Predict the loss of N parameters trained on D tokens at a precision, optionally after PTQ."""
+    """Predict the loss of N parameters trained on D tokens at a precision, optionally after PTQ; or, with a
+    capacity law, the knowledge bits a model of --params parameters can store at --exposures."""
     import fits
     from scaling.errors import UserError
 
     if (fit_path is None) == (law is None):
         raise UserError("give exactly one of --fit fit.json or --law NAME")
-    point = {"N": [n], "D": [tokens], "precision": [precision], "ptq": [ptq]}
+    given = {"N": n, "D": tokens, "params_paper": params, "exposures": exposures}
+    point: dict[str, list] = {k: [v] for k, v in given.items() if v is not None}
+    point.update({"precision": [precision], "ptq": [ptq], **effects(junk, domain_token, mlp, moe)})
     pred = fits.predict(fit_path if fit_path is not None else law, point, alpha)
     row = pred.table.iloc[0]
+    number = "{:.4f}" if pred.unit == "nats/token" else "{:.4g}"
     if as_json:
         out = {
             "prediction": float(row["prediction"]),
@@ -46,8 +100,7 @@ def predict(
             "unit": pred.unit,
             "law": pred.law,
             "source": pred.source,
-            "N": n,
-            "D": tokens,
+            **{k: v for k, v in given.items() if v is not None},
             "precision": precision,
             "P_post": None if row.isna().get("P_post", True) else float(row["P_post"]),
             "warnings": pred.warnings,
@@ -58,13 +111,13 @@ def predict(
         typer.echo(json.dumps(out))
         return
     ptq_text = "" if row.isna().get("P_post", True) else f", PTQ {row['P_post']:g} bits"
-    what = f"N={n:.4g}, D={tokens:.4g}, precision {precision}{ptq_text}"
-    line = f"predicted {pred.target}: {row['prediction']:.4f} {pred.unit}  ({what}; {pred.source})"
+    inputs = ", ".join(f"{k}={v:.4g}" for k, v in given.items() if v is not None)
+    what = f"{inputs}, precision {precision}{ptq_text}"
+    value = number.format(row["prediction"])
+    line = f"predicted {pred.target}: {value} {pred.unit}  ({what}; {pred.source})"
     if pred.n_boot:
-        line += (
-            f"\n{100 * (1 - pred.alpha):g}% interval: {row['lower']:.4f} .. {row['upper']:.4f}  "
-            f"({pred.n_boot} bootstrap draws)"
-        )
+        lo, hi = number.format(row["lower"]), number.format(row["upper"])
+        line += f"\n{100 * (1 - pred.alpha):g}% interval: {lo} .. {hi}  ({pred.n_boot} bootstrap draws)"
     elif fit_path is None:
         line += "\nno interval: published constants carry no uncertainty here (fit your data for one)"
     else:

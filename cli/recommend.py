@@ -7,6 +7,8 @@ from typing import Annotated
 
 import typer
 
+from cli.predict import DomainToken, Exposures, Junk, Mlp, Moe, effects
+
 
 def _count(x: float) -> str:
     """1234567 -> '1.23M' (parameters and tokens)."""
@@ -26,6 +28,9 @@ FLAGS = {
     "serve_bits": "--serve-precision",
     "precisions": "--precision",
     "per_kind": "--per-kind",
+    "knowledge_bits": "--knowledge-bits",
+    "exposures": "--exposures",
+    "corpus_tokens": "--corpus-tokens",
 }
 """Library parameter -> the flag that sets it (errors name the flag)."""
 
@@ -94,6 +99,29 @@ def recommend(
     list_profiles: Annotated[
         bool, typer.Option("--list-profiles", help="Describe the hardware profiles and exit.")
     ] = False,
+    knowledge_bits: Annotated[
+        float | None,
+        typer.Option(
+            "--knowledge-bits",
+            help="Knowledge to store (bits): recommend the parameters a capacity law needs.",
+        ),
+    ] = None,
+    exposures: Exposures = None,
+    corpus_tokens: Annotated[
+        float | None,
+        typer.Option(
+            "--corpus-tokens",
+            help="With --knowledge-bits: tokens of the knowledge corpus (training = exposures × it).",
+        ),
+    ] = None,
+    ptq: Annotated[
+        str | None,
+        typer.Option("--ptq", help="With --knowledge-bits: weights served at these bits (4, int8)."),
+    ] = None,
+    junk: Junk = None,
+    domain_token: DomainToken = False,
+    mlp: Mlp = None,
+    moe: Moe = False,
 ) -> None:
     """Recommend model size N, tokens D and training precision for a compute budget."""
     from rich.console import Console
@@ -109,6 +137,11 @@ def recommend(
     if list_profiles:
         for p in PROFILES.values():
             console.print(f"[bold]{p.name}[/bold]: {p.summary}\n  {p.assumptions}\n")
+        return
+    if knowledge_bits is not None:
+        _knowledge(
+            knowledge_bits, exposures, law, fit, corpus_tokens, ptq, junk, domain_token, mlp, moe, as_json
+        )
         return
     if flops is None:
         raise UserError("--flops is required (the compute budget in FLOPs, e.g. --flops 1e21)")
@@ -189,6 +222,43 @@ def recommend(
         console.print(f"[yellow]warning:[/yellow] {w}")
     if plot is not None:
         console.print(f"wrote {plot}")
+
+
+def _knowledge(bits, exposures, law, fit, corpus_tokens, ptq, junk, domain_token, mlp, moe, as_json) -> None:
+    """`recommend --knowledge-bits`: the parameters a capacity law needs to store that much knowledge."""
+    from fits.candidates import parse_bits
+    from fits.knowledge import plan_knowledge
+    from scaling.errors import UserError
+
+    if exposures is None:
+        raise UserError("--knowledge-bits needs --exposures (how often training shows each fact)")
+    extra = {k: v[0] for k, v in effects(junk, domain_token, mlp, moe).items()}
+    if ptq is not None:
+        extra["P_post"] = parse_bits(ptq)
+    plan = plan_knowledge(bits, exposures, law=law, fit=fit, corpus_tokens=corpus_tokens, **extra)
+    if as_json:
+        typer.echo(json.dumps(plan.to_dict()))
+        return
+    line = (
+        f"Store {bits:.3g} bits at {exposures:g} exposures: {_count(plan.params)} parameters "
+        f"(counted with the embedding rows in use; {plan.bits_per_param:.3g} bits/param; {plan.law})"
+    )
+    if plan.params_interval is not None:
+        lo, hi = plan.params_interval
+        level = f"{100 * (1 - plan.alpha):g}%"
+        line += f"\n{level} interval: {_count(lo)}–{_count(hi)} ({plan.n_boot} bootstrap fits)"
+    elif fit is None:
+        line += "\nno interval: published constants carry no uncertainty here (fit your data for one)"
+    if plan.tokens is not None:
+        line += (
+            f"\ntraining tokens: {_count(plan.tokens)} "
+            f"({exposures:g} exposures × {_count(plan.corpus_tokens)} corpus tokens)"
+        )
+    else:
+        line += f"\ntraining tokens: {exposures:g} × your corpus's tokens (pass --corpus-tokens)"
+    typer.echo(line)
+    for w in plan.warnings:
+        typer.echo(f"warning: {w}", err=True)
 
 
 COMMANDS = {"recommend": recommend}

@@ -199,7 +199,7 @@ def fit_data(df: Any, law: str | Law, ptq_method: str | None = None) -> FitData:
 
     target = next((c for c in law.targets if c in df.columns), law.target)
     chosen = [next((c for c in group if c in df.columns), group[0]) for group in law.alternatives]
-    needed = [*law.inputs, *chosen, target]
+    needed = [*law.inputs, *law.fit_inputs, *chosen, target]
     missing = [c for c in needed if c not in df.columns]
     if missing:
         raise UserError(_missing_message(missing, df, law))

@@ -118,6 +118,7 @@ class Law:
     spec: dict[str, Any] = field(default_factory=dict)  # what `get_law` needs to rebuild this law
     # --- the data it is fitted to
     target_fallbacks: tuple[str, ...] = ()
+    fit_inputs: tuple[str, ...] = ()  # columns needed to fit the law but not to predict with it
     task: str | None = "lm"
     row_filter: RowFilter | None = None
     alternatives: tuple[tuple[str, ...], ...] = ()  # groups of columns of which the first present is read

@@ -6,26 +6,28 @@ allocation, and the inputs it responds to. Nothing outside this module asks for 
 
 - `chinchilla`  L = E + A·N^−α + B·D^−β                     (Hoffmann et al. 2022)
 - `precision`   L = A·N_eff^−α + B·D^−β + E + δ_PTQ           (Kumar et al. 2024, Scaling Laws for Precision)
-- `capacity`    bits = min(R·P, bits_available)               (Allen-Zhu & Li 2024, Physics of LMs 3.3)
+- `capacity`    bits = min(R(E)·P, bits_available)            (Allen-Zhu & Li 2024, Physics of LMs 3.3;
+                                                              `fits.capacity`)
 
 Published constant sets (`published(name)`): `chinchilla-hoffmann2022`, `chinchilla-epoch2024`,
-`kumar2024`, each with the input ranges its paper fitted it on. Only numpy is imported here.
+`kumar2024`, `capacity-allenzhu2024`, each with the input ranges its paper fitted it on. Only numpy is
+imported here.
 """
 
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Mapping
 from typing import Any
 
 import numpy as np
 
+from fits.capacity import PUBLISHED_CAPACITY, capacity_law
 from fits.law import (
     HIGH_PRECISION_BITS,
     KINDS,
     Columns,
     Law,
-    LogFormula,
     Param,
     broadcast,
     column,
@@ -314,98 +316,6 @@ def _precision_allocation(params: Mapping[str, Any], budget: float | None = None
     return derived_quantities(scaled, budget)
 
 
-# ------------------------------------------------------------------------------------------------- capacity
-
-
-def _capacity_prepare(X: Mapping[str, Any]) -> Columns:
-    size = X.get("params_paper") if hasattr(X, "get") else None
-    size = column(X, "N") if size is None else np.atleast_1d(np.asarray(size, dtype=float))
-    cols = {"P": size, "bits_available": column(X, "bits_available"), "group": column(X, "group", 0.0)}
-    cols = broadcast(cols)
-    return {"logP": np.log(cols["P"]), "log_avail": np.log(cols["bits_available"]), "group": cols["group"]}
-
-
-def _capacity_formula(groups: int) -> LogFormula:
-    def formula(theta: Mapping[str, Any], c: Columns) -> np.ndarray:
-        if groups == 1:
-            log_r = theta["R"]
-        else:
-            stacked = np.stack([np.asarray(theta[f"R[{g}]"], dtype=float) for g in range(groups)], axis=-1)
-            log_r = stacked[..., c["group"].astype(int)]
-            if log_r.ndim == 3:  # theta arrays of shape (S, 1) -> (S, 1, n)
-                log_r = log_r[:, 0, :]
-        return np.minimum(log_r + c["logP"], c["log_avail"] + 0 * log_r)
-
-    return formula
-
-
-def capacity_law(groups: Sequence[str] = ()) -> Law:
-    """Knowledge capacity (Allen-Zhu & Li 2024, "Physics of Language Models 3.3", Fig. 1 / Result 1).
-
-        bits = min(R · P, bits_available)
-
-    P = parameters counted as the paper does (column `params_paper`, else `N`), bits_available = the
-    information content of the training facts, R = bits stored per parameter (≈ 2 at 1000 exposures,
-    ≈ 1 at 100). R depends on exposures and precision, so with `groups` the law has one R per group
-    (`R[0]`, `R[1]`, ...) and reads the row's group index from the column `group`; the group labels are
-    kept in `law.spec` so a saved fit can rebuild the same law.
-    """
-    labels = list(groups)
-    grid = tuple(float(v) for v in np.linspace(-4.0, 2.0, 13))
-    if len(labels) <= 1:
-        params: tuple[Param, ...] = (Param("R", 1e-4, 1e3, grid, log=True, doc="bits per parameter"),)
-    else:
-        params = tuple(
-            Param(f"R[{i}]", 1e-4, 1e3, grid, log=True, doc=f"bits per parameter, {lab}")
-            for i, lab in enumerate(labels)
-        )
-    return Law(
-        name="capacity",
-        params=params,
-        inputs=("bits_available",),
-        optional_inputs=("group",),
-        target="bits",
-        log_formula=_capacity_formula(max(len(labels), 1)),
-        prepare_columns=_capacity_prepare,
-        citation="Allen-Zhu & Li 2024, Physics of Language Models 3.3",
-        equation="bits = min(R·P, bits_available)",
-        spec={"name": "capacity", "groups": labels},
-        task="bios",
-        alternatives=(("params_paper", "N"),),
-        min_rows=2,
-        min_distinct={},
-        compute=_capacity_compute,
-        compute_label="N · exposures",
-        specialize=_capacity_groups,
-        unit="bits",
-    )
-
-
-GROUP_KEYS = ("exposures", "precision", "ptq_method", "P_post")
-"""Columns whose combinations get their own R (bits per parameter depends on each)."""
-
-
-def _capacity_compute(X: Mapping[str, np.ndarray], rows: Any) -> np.ndarray:
-    """Training effort of a capacity run: parameters × exposures (each fact seen `exposures` times)."""
-    size = X["params_paper"] if "params_paper" in X else X["N"]
-    if rows is not None and "exposures" in rows.columns:
-        return size * _numeric(rows, "exposures")
-    return np.asarray(size, dtype=float)
-
-
-def _capacity_groups(law: Law, rows: Any, X: dict[str, np.ndarray]) -> tuple[Law, dict[str, np.ndarray]]:
-    """One R per combination of `GROUP_KEYS` present in the rows; X gains the row's group index."""
-    keys = [c for c in GROUP_KEYS if c in rows.columns]
-    if not keys:
-        return law, X
-    labels = rows[keys].astype(str).apply(lambda r: ", ".join(f"{k}={r[k]}" for k in keys), axis=1).to_numpy()
-    uniq = sorted(set(labels))
-    if len(uniq) <= 1:
-        return capacity_law(uniq), X
-    index = {lab: i for i, lab in enumerate(uniq)}
-    return capacity_law(uniq), {**X, "group": np.array([index[lab] for lab in labels], dtype=float)}
-
-
 # ------------------------------------------------------------------------------------- registry and constants
 
 _BUILDERS: dict[str, Callable[..., Law]] = {
@@ -451,7 +361,18 @@ PUBLISHED: dict[str, tuple[str, dict[str, float], str]] = {
         },
         "Kumar et al. 2024, Scaling Laws for Precision, Table 2 (C_x -> inf: not given in the paper)",
     ),
+    "capacity-allenzhu2024": (
+        "capacity",
+        dict(PUBLISHED_CAPACITY),
+        "Allen-Zhu & Li 2024, Physics of Language Models 3.3: 2 bits/param at 1000 exposures, 1 at 100 "
+        "(interpolated in log exposures), int8 lossless, int4 0.7, junk, gated MLP, MoE (fits.capacity)",
+    ),
 }
+
+PUBLISHED_OPTIONS: dict[str, dict[str, Any]] = {
+    "capacity-allenzhu2024": {"exposures": True, "published": True},
+}
+"""Builder options of a published set whose family takes some (the published capacity law's effects)."""
 
 
 PUBLISHED_RANGES: dict[str, dict[str, tuple[float, float]]] = {
@@ -461,6 +382,8 @@ PUBLISHED_RANGES: dict[str, dict[str, tuple[float, float]]] = {
     # Hoffmann et al. 2022: >400 models, 70M..16B parameters, 5B..500B tokens (Epoch refit the same runs).
     "chinchilla-hoffmann2022": {"N": (7.0e7, 1.6e10), "D": (5.0e9, 5.0e11)},
     "chinchilla-epoch2024": {"N": (7.0e7, 1.6e10), "D": (5.0e9, 5.0e11)},
+    # Allen-Zhu & Li 2024: GPT-2-style models of ~1M..~1B parameters, 100..1000 exposures (their Figs. 1-2).
+    "capacity-allenzhu2024": {"params_paper": (1.0e6, 1.0e9), "exposures": (100.0, 1000.0)},
 }
 
 
@@ -491,7 +414,10 @@ def get_law(name: str | Law, **options: Any) -> Law:
     if not isinstance(name, str):
         raise UserError(f"law must be a law name or a Law, got {type(name).__name__}", param="law")
     if name in PUBLISHED:
-        return _BUILDERS[PUBLISHED[name][0]](**options).with_ranges(PUBLISHED_RANGES.get(name, {}))
+        build = _BUILDERS[PUBLISHED[name][0]]
+        return build(**{**PUBLISHED_OPTIONS.get(name, {}), **options}).with_ranges(
+            PUBLISHED_RANGES.get(name, {})
+        )
     if name not in _BUILDERS:
         raise UserError(f"unknown law {name!r}; choose one of {', '.join(list_laws())}", param="law")
     return _BUILDERS[name](**options)

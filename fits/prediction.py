@@ -104,11 +104,12 @@ def _missing(v: Any) -> bool:
 
 
 def extrapolation_notes(df: Any, ranges: Mapping[str, Any]) -> list[str]:
-    """One warning per input (N, D, compute C = 6·N·D) that leaves the fitted range at some point."""
+    """One warning per input that leaves the fitted range at some point: every ranged column present in
+    the points (N, D, params_paper, exposures, ...) and compute C = 6·N·D when N and D are given."""
+    values = {c: df[c].to_numpy(dtype=float) for c in ranges if c in df.columns and c not in ("C", "P")}
+    if "N" in df.columns and "D" in df.columns:
+        values["C"] = 6.0 * df["N"].to_numpy(dtype=float) * df["D"].to_numpy(dtype=float)
     out = []
-    values = {c: df[c].to_numpy(dtype=float) for c in ("N", "D") if c in df.columns}
-    if "N" in values and "D" in values:
-        values["C"] = 6.0 * values["N"] * values["D"]
     for key, v in values.items():
         if key not in ranges:
             continue
@@ -120,12 +121,12 @@ def extrapolation_notes(df: Any, ranges: Mapping[str, Any]) -> list[str]:
         if above.any():
             out.append(
                 f"extrapolating: {int(above.sum())} of {n} point(s) have {key} above the fitted range "
-                f"(up to {v.max() / hi:.3g}x the largest fitted {key}, {hi:.3g})"
+                f"(up to {np.nanmax(v) / hi:.3g}x the largest fitted {key}, {hi:.3g})"
             )
         if below.any():
             out.append(
                 f"extrapolating: {int(below.sum())} of {n} point(s) have {key} below the fitted range "
-                f"(down to {lo / v.min():.3g}x below the smallest fitted {key}, {lo:.3g})"
+                f"(down to {lo / np.nanmin(v):.3g}x below the smallest fitted {key}, {lo:.3g})"
             )
     return out
 

@@ -69,7 +69,7 @@ def test_read_csv_with_mapping_and_derived_tokens(tmp_path) -> None:
         read_table(path, {"N": "Size"})
     with pytest.raises(UserError, match="derive_d needs"):
         read_table(path, derive_d=True)
-    with pytest.raises(UserError, match="COLUMN=SOURCE"):
+    with pytest.raises(UserError, match="NAME=VALUE"):
         parse_mapping(["N"])
 
 

@@ -4,7 +4,7 @@ Epoch's method (Besiroglu et al. 2024, following Hoffmann et al. 2022): minimise
 Huber(δ = 1e-3) of log-loss residuals in the LSE parameterisation with scipy's L-BFGS-B (numerical
 gradients), once from every start of the 4,500-point grid, in a Python loop, and keep the best.
 scalefit: one vectorised evaluation of the grid, a batched Levenberg-Marquardt/IRLS polish of the 32
-best starts, an L-BFGS-B finish, then 1,000 bootstrap refits polished together (`fits.pipeline.fit`).
+best starts, an L-BFGS-B finish, then 1,000 bootstrap refits polished together (`fits.fit`).
 Both run in the same process on the 240 Epoch Chinchilla points; the section "Fit speed" of
 docs/benchmarks.md is rewritten with the machine, the command and the numbers.
 

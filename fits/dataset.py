@@ -54,6 +54,9 @@ class FitData:
         """[min, max] of each input column and of compute (recommend warns when it extrapolates)."""
         out = {k: [float(np.nanmin(v)), float(np.nanmax(v))] for k, v in self.X.items() if k != "group"}
         out["C"] = [float(self.compute.min()), float(self.compute.max())]
+        if "N" in self.X and "D" in self.X:
+            ratio = self.X["D"] / self.X["N"]
+            out["D/N"] = [float(np.nanmin(ratio)), float(np.nanmax(ratio))]
         return out
 
 

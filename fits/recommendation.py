@@ -46,6 +46,13 @@ N_MIN = 1.0
 D_MIN = 1.0
 EXTRAPOLATION_FACTOR = 10.0
 """Warn when the answer lies more than this factor outside the fitted data range of N, D or C."""
+REACH_FACTOR = 1e6
+REACH_RATIO = 1e3
+"""Out of reach: an allocation whose N or D lies more than `REACH_FACTOR`× outside the fitted range of N or
+D, or whose tokens per parameter D/N lies more than `REACH_RATIO`× outside the fitted D/N range. Scaling
+laws are for extrapolating in N and D together as compute grows; a constraint that pushes D/N a thousand
+times past anything fitted asks the law about a regime it never saw. When every precision's optimum is
+out of reach, recommend refuses (a `UserError`), naming the best one and how far out it lies."""
 
 
 @dataclass(frozen=True)
@@ -278,6 +285,22 @@ def optimise(
     infeasible = [spec_label(specs[i]) for i in np.flatnonzero(~feasible)]
     if not feasible.any():
         raise UserError(_infeasible_message(flops, n_params, max_params, max_tokens, memory_gb))
+    if data_range:
+        n_all = np.exp(np.where(feasible, x_opt, 0.0))
+        far = [
+            _out_of_reach(n_all[i], K[i] / n_all[i], data_range) if feasible[i] else ""
+            for i in range(len(specs))
+        ]
+        reach = feasible & np.array([not f for f in far])
+        if not reach.any():
+            i = min(np.flatnonzero(feasible), key=lambda j: f_opt[j])
+            raise UserError(
+                f"no allocation within reach of the law's data: the best ({spec_label(specs[i])}, "
+                f"N = {n_all[i]:.3g}, D = {K[i] / n_all[i]:.3g}) has {far[i]}; loosen the constraints "
+                "or fit on runs closer to this budget"
+            )
+        infeasible += [f"{spec_label(specs[i])} (out of reach)" for i in np.flatnonzero(feasible & ~reach)]
+        feasible = reach
     order = sorted(np.flatnonzero(feasible), key=lambda i: (f_opt[i], bits[i].sum()))
     best_loss = f_opt[order[0]]
     options = []
@@ -386,6 +409,29 @@ def _propagate(
         rec.n_interval = (float(n_lo), float(n_hi))
         rec.d_interval = (float(K / n_hi), float(K / n_lo))
     rec.n_draws = S
+
+
+def _out_of_reach(N: float, D: float, data_range: Mapping[str, Any]) -> str:
+    """Why (N, D) is out of reach of the fitted ranges (`REACH_FACTOR`, `REACH_RATIO`), or ""."""
+
+    def outside(value: float, lo: float, hi: float, factor: float, what: str) -> str:
+        if hi > 0 and value > hi * factor:
+            return f"{what} {value / hi:.3g}x the largest fitted ({hi:.3g})"
+        if lo > 0 and value < lo / factor:
+            return f"{what} {lo / value:.3g}x below the smallest fitted ({lo:.3g})"
+        return ""
+
+    ranges = {k: (float(v[0]), float(v[1])) for k, v in data_range.items() if k in ("N", "D")}
+    for key, value in (("N", N), ("D", D)):
+        if key in ranges and (why := outside(value, *ranges[key], REACH_FACTOR, key)):
+            return why
+    if "D/N" in data_range:
+        ratio = tuple(float(v) for v in data_range["D/N"])
+    elif "N" in ranges and "D" in ranges:
+        ratio = (ranges["D"][0] / ranges["N"][1], ranges["D"][1] / ranges["N"][0])
+    else:
+        return ""
+    return outside(D / N, *ratio, REACH_RATIO, "tokens per parameter D/N")
 
 
 def extrapolation_warnings(

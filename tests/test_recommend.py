@@ -294,3 +294,13 @@ def test_cli_uses_a_fit_json_with_bootstrap_and_ranges(tmp_path):
     assert bad.exit_code == 2 and "not a loss" in bad.output
     missing = runner.invoke(app, ["recommend", "--flops", "1e21", "--fit", str(tmp_path / "none.json")])
     assert missing.exit_code == 2
+
+
+def test_allocations_out_of_reach_of_the_data_are_refused() -> None:
+    """`--max-params 1e3` at 1e21 FLOPs forces D 6.4 million times past kumar2024's data: refused, exit 2."""
+    res = runner.invoke(app, ["recommend", "--flops", "1e21", "--max-params", "1e3"])
+    assert res.exit_code == 2 and res.output.startswith("error: no allocation within reach")
+    assert "6.41e+06x the largest fitted" in res.output
+    ok = runner.invoke(app, ["recommend", "--flops", "1e21", "--json"])
+    data = json.loads(ok.output)
+    assert data["best"]["precision"] == "int7" and "int3 (out of reach)" in data["infeasible"]

@@ -7,27 +7,12 @@ Public API::
     runs = sweeps.plan(spec)                        # one PlannedRun per (N, D, precision, seed, ...)
     sweeps.run_sweep(runs, sweeps.RunStore("results.parquet"), executor)
 
-Names load on first use, so `import sweeps` stays light (no torch until a run trains).
+None of these import torch (it loads when a run trains).
 """
 
-from __future__ import annotations
+from sweeps.driver import run_sweep
+from sweeps.plan import PlannedRun, plan
+from sweeps.spec import SweepSpec, load_spec
+from sweeps.store import RunStore
 
-import importlib
-from typing import Any
-
-_EXPORTS = {
-    "load_spec": "sweeps.spec",
-    "SweepSpec": "sweeps.spec",
-    "plan": "sweeps.plan",
-    "PlannedRun": "sweeps.plan",
-    "run_sweep": "sweeps.driver",
-    "RunStore": "sweeps.store",
-}
-
-__all__ = sorted(_EXPORTS)
-
-
-def __getattr__(name: str) -> Any:
-    if name in _EXPORTS:
-        return getattr(importlib.import_module(_EXPORTS[name]), name)
-    raise AttributeError(f"module 'sweeps' has no attribute {name!r}")
+__all__ = ["PlannedRun", "RunStore", "SweepSpec", "load_spec", "plan", "run_sweep"]

@@ -8,11 +8,13 @@ The public API (docs/api.md walks through it)::
     print(res.summary())                                 # a table in a notebook
     fits.predict(res, {"N": [1e9], "D": [2e10]}).table   # prediction, lower, upper
     fits.recommend(1e21, fit=res).best                   # N, D and precision for a budget
+    fits.backtest(runs, "chinchilla").table              # fit small runs, predict the larger ones
     law, params = fits.published("kumar2024")            # published constants, no data needed
 
 Only numpy is imported with the package; pandas, scipy and matplotlib load when a function needs them.
 """
 
+from fits.backtest import BacktestResult, backtest
 from fits.dataset import FitData, fit_data, read_table
 from fits.law import Law, Param
 from fits.laws import get_law, list_laws, published, register_law
@@ -22,6 +24,7 @@ from fits.recommendation import Recommendation, recommend
 from fits.results import FitResult, Summary
 
 __all__ = [
+    "BacktestResult",
     "FitData",
     "FitResult",
     "Law",
@@ -29,6 +32,7 @@ __all__ = [
     "Prediction",
     "Recommendation",
     "Summary",
+    "backtest",
     "fit",
     "fit_data",
     "get_law",

@@ -8,7 +8,9 @@
 3. in-sample R², log-RMSE, AIC/BIC (`validation.in_sample_metrics`) and the fit diagnostics
    (`diagnostics.diagnose`: parameters on bounds, poorly identified parameters, strong correlations);
 4. holdout: refit (point estimate only) without the largest-compute `holdout` fraction of rows and
-   report the relative error on them (`validation.split_by_compute`, `validation.holdout_errors`).
+   report the relative error on them (`validation.split_by_compute`, `validation.holdout_errors`);
+5. calibration (with a bootstrap): a nested backtest on the fitted rows sizes the extrapolation error
+   term of the prediction intervals (`fits.calibration`).
 """
 
 from __future__ import annotations
@@ -21,6 +23,7 @@ from typing import Any
 import numpy as np
 
 from fits.bootstrap import bootstrap_objective
+from fits.calibration import calibrate as calibrate_fit
 from fits.dataset import FitData, fit_data, read_table
 from fits.diagnostics import diagnose
 from fits.fitter import DEFAULT_HUBER_DELTA
@@ -56,6 +59,7 @@ def fit(
     alpha: float = 0.05,
     ptq_method: str | None = None,
     keep_data: bool = True,
+    calibrate: bool | None = None,
     progress: Callable[[str], None] | None = None,
 ) -> FitResult:
     """Fit `law` (a registered name or a `Law`) to `data` with bootstrap uncertainty and validation.
@@ -63,6 +67,8 @@ def fit(
     `data`: a DataFrame of runs (rows are selected as the law declares), a path to one, or `FitData`.
     `tied` defaults to the law's `default_ties` ({} unties); `fixed` holds parameters at natural values.
     `keep_data=False` leaves the fitted rows out of the result (`FitResult.remove_data`).
+    `calibrate` (default: when n_boot > 0) runs the nested backtest that sizes the extrapolation term of
+    the calibrated prediction intervals (`fits.calibration`; stored as `FitResult.calibration`).
     See the module docstring for the steps.
     """
     say = progress or (lambda _msg: None)
@@ -117,6 +123,10 @@ def fit(
     if holdout:
         say(f"holdout: refit without the largest-compute {holdout:.0%}")
         metrics.update(_holdout(law, data, holdout, options))
+    calibration = None
+    if calibrate or (calibrate is None and n_boot > 0):
+        say("calibrating intervals: nested backtest on the fitted rows")
+        calibration = calibrate_fit(law, data.X, data.y, data.compute, params, len(obj.free), options)
 
     result = FitResult(
         law=law,
@@ -151,6 +161,7 @@ def fit(
         version=__version__,
         alpha=alpha,
         rows={**data.X, "compute": data.compute, "y": data.y},
+        calibration=calibration,
     )
     result.diagnostics = diagnose(result)
     if not keep_data:

@@ -106,6 +106,7 @@ class FitResult:
         alpha: float = 0.05,
         rows: Mapping[str, np.ndarray] | None = None,
         diagnostics: list[dict[str, Any]] | None = None,
+        calibration: Mapping[str, Any] | None = None,
     ) -> None:
         self.law = law
         self.estimates: dict[str, float] = {k: float(v) for k, v in params.items()}
@@ -120,6 +121,7 @@ class FitResult:
         self.alpha = float(alpha)
         self.rows = {k: np.asarray(v, dtype=float) for k, v in rows.items()} if rows else None
         self.diagnostics = list(diagnostics or [])
+        self.calibration = dict(calibration) if calibration else None  # fits.calibration.calibrate
 
     def __repr__(self) -> str:
         objective = self.metrics.get("objective", math.nan)
@@ -384,6 +386,7 @@ class FitResult:
                 "options": self.options,
                 "bootstrap_draws": dict(self.draws) if self.draws else None,
                 "rows": dict(self.rows) if self.rows else None,
+                "calibration": self.calibration,
             }
         )
 
@@ -423,6 +426,7 @@ class FitResult:
                 alpha=float(d.get("alpha", 0.05)),
                 rows={k: np.array([_num(x) for x in v]) for k, v in rows.items()} if rows else None,
                 diagnostics=list(d.get("diagnostics") or []),
+                calibration=d.get("calibration"),
             )
         except UserError:
             raise

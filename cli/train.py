@@ -3,28 +3,38 @@
 from __future__ import annotations
 
 import json
+from typing import Annotated
 
 import typer
 
 
 def train(
-    n: float = typer.Option(
-        1e6, "--n", help="Target non-embedding parameters N (the shape family picks the shape)."
-    ),
-    tokens: float = typer.Option(5e6, "--tokens", "-D", help="Training tokens D."),
-    precision: str = typer.Option("bf16", help="Training precision, e.g. bf16, fp32, w4a8kv8, fp8-e4m3."),
-    optimizer: str = typer.Option("adamw", help="adamw or muon."),
-    lr: float = typer.Option(None, help="Peak learning rate (default: a size-based heuristic)."),
-    batch_size: int = typer.Option(32, help="Sequences per step."),
-    seq_len: int = typer.Option(128, help="Context length in tokens."),
-    mlp: str = typer.Option("gelu", help="gelu or swiglu."),
-    loss: str = typer.Option("ce", help="ce (softmax cross-entropy) or stablemax."),
-    data: str = typer.Option(
-        "default", help="'default' (packaged English text), a .txt file or a uint16 .bin."
-    ),
-    seed: int = typer.Option(0, help="Random seed (runs are deterministic for a seed on CPU)."),
-    threads: int = typer.Option(None, help="torch threads (default: torch's choice)."),
-    as_json: bool = typer.Option(False, "--json", help="Print the result as JSON."),
+    n: Annotated[
+        float,
+        typer.Option("--n", help="Target non-embedding parameters N (the shape family picks the shape)."),
+    ] = 1e6,
+    tokens: Annotated[float, typer.Option("--tokens", "-D", help="Training tokens D.")] = 5e6,
+    precision: Annotated[
+        str, typer.Option("--precision", help="Training precision, e.g. bf16, fp32, w4a8kv8, fp8-e4m3.")
+    ] = "bf16",
+    optimizer: Annotated[str, typer.Option("--optimizer", help="adamw or muon.")] = "adamw",
+    lr: Annotated[
+        float | None, typer.Option("--lr", help="Peak learning rate (default: a size-based heuristic).")
+    ] = None,
+    batch_size: Annotated[int, typer.Option("--batch-size", help="Sequences per step.")] = 32,
+    seq_len: Annotated[int, typer.Option("--seq-len", help="Context length in tokens.")] = 128,
+    mlp: Annotated[str, typer.Option("--mlp", help="gelu or swiglu.")] = "gelu",
+    loss: Annotated[str, typer.Option("--loss", help="ce (softmax cross-entropy) or stablemax.")] = "ce",
+    data: Annotated[
+        str, typer.Option("--data", help="'default' (packaged English text), a .txt file or a uint16 .bin.")
+    ] = "default",
+    seed: Annotated[
+        int, typer.Option("--seed", help="Random seed (runs are deterministic for a seed on CPU).")
+    ] = 0,
+    threads: Annotated[
+        int | None, typer.Option("--threads", help="torch threads (default: torch's choice).")
+    ] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print the result as JSON.")] = False,
 ) -> None:
     """Train one model and print its validation loss and diagnostics."""
     from rich.console import Console

@@ -10,16 +10,17 @@ by a nested backtest on the fitted rows alone (never on the points being predict
 1. inner splits (`INNER_CUTS`): for each fraction f, refit the law (point estimate, same options) on
    the fitted rows below the f-quantile of compute and predict the rows at or above it, giving log
    residuals r_j = log y_j − log ŷ_j at extrapolation distances d_j = log10(C_j / max C of that inner fit);
-2. scale: g(d) = sqrt(σ₀² + κ²·max(d, 0)²), where σ₀ is the root-mean-square in-sample log residual of
-   the full fit (run-to-run noise, degrees of freedom corrected) and κ (log error per decade of compute
-   extrapolated) comes from the moment equation E[r²] = σ₀² + κ²·d² by least squares through the origin
-   (κ ≥ 0);
+2. scale: g(d) = sqrt(σ² + κ²·max(d, 0)²), where σ is the root-mean-square in-sample log residual of
+   the fit that made the prediction (run-to-run noise and misfit seen in the fitted range, degrees of
+   freedom corrected: σ_k for inner fit k, σ₀ for the final fit) and κ (log error per decade of compute
+   extrapolated) comes from the moment equation E[r²] = σ_k² + κ²·d² by least squares through the
+   origin (κ ≥ 0);
 3. split conformal with normalised scores (Vovk, Gammerman & Shafer 2005, *Algorithmic Learning in a
    Random World*; Lei, G'Sell, Rinaldo, Tibshirani & Wasserman 2018, "Distribution-free predictive
-   inference for regression", JASA, §5.2 locally weighted residuals): s_j = |r_j| / g(d_j); the
+   inference for regression", JASA, §5.2 locally weighted residuals): s_j = |r_j| / g_k(d_j); the
    multiplier q is the ⌈(n + 1)(1 − α)⌉-th smallest of the n scores (infinite when that exceeds n);
 4. at a new point x with distance d(x) from the largest fitted compute, the extrapolation half-width in
-   log space is h_e = q·g(d(x)); the bootstrap percentile interval [ℓ_b, u_b] of the final fit's curve is
+   log space is h_e = q·g₀(d(x)); the bootstrap percentile interval [ℓ_b, u_b] of the final fit's curve is
    combined with it in quadrature on each side:
    lower = ŷ·exp(−sqrt(log(ŷ/ℓ_b)² + h_e²)), upper = ŷ·exp(sqrt(log(u_b/ŷ)² + h_e²)).
 
@@ -66,9 +67,9 @@ def distance(compute: np.ndarray, compute_max: float) -> np.ndarray:
         return np.log10(np.asarray(compute, dtype=float) / float(compute_max))
 
 
-def _scale(d: np.ndarray, sigma0: float, kappa: float) -> np.ndarray:
+def _scale(d: np.ndarray, sigma: Any, kappa: float) -> np.ndarray:
     ahead = np.maximum(np.asarray(d, dtype=float), 0.0)
-    return np.sqrt(sigma0**2 + (kappa * ahead) ** 2)
+    return np.sqrt(np.asarray(sigma, dtype=float) ** 2 + (kappa * ahead) ** 2)
 
 
 def _subset(X: Mapping[str, np.ndarray], mask: np.ndarray) -> dict[str, np.ndarray]:
@@ -85,6 +86,16 @@ def enough_rows(law: Law, X: Mapping[str, np.ndarray], n: int) -> str:
     return ""
 
 
+def noise_scale(
+    law: Law, params: Mapping[str, float], X: Mapping[str, Any], y: np.ndarray, n_free: int
+) -> float:
+    """σ: root-mean-square in-sample log residual of a fit, degrees of freedom corrected (n − k)."""
+    with np.errstate(divide="ignore", invalid="ignore"):
+        r = np.log(np.asarray(y, dtype=float)) - np.log(law.predict(params, X))
+    r = r[np.isfinite(r)]
+    return float(math.sqrt(np.sum(r**2) / max(r.size - n_free, 1))) if r.size else 0.0
+
+
 def inner_residuals(
     law: Law,
     X: Mapping[str, np.ndarray],
@@ -92,30 +103,34 @@ def inner_residuals(
     compute: np.ndarray,
     options: Mapping[str, Any],
     cuts: tuple[float, ...] = INNER_CUTS,
-) -> tuple[np.ndarray, np.ndarray, int]:
-    """Log residuals and distances of the rows above each inner cut, predicted by a fit on the rows below
-    (point estimates with the same `options`). Returns (residuals, distances, number of splits used)."""
-    res, dist, used, seen = [], [], 0, set()
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, int]:
+    """Log residuals, distances and the inner fit's own noise scale σ_k for the rows above each inner cut,
+    predicted by a fit on the rows below (point estimates with the same `options`). Returns
+    (residuals, distances, sigmas, number of splits used)."""
+    res, dist, sig, used, seen = [], [], [], 0, set()
     for cut in cuts:
         test = split_by_compute(compute, 1.0 - cut)
         key = int(test.sum())
-        if key in seen or enough_rows(law, _subset(X, ~test), int((~test).sum())):
+        train = _subset(X, ~test)
+        if key in seen or enough_rows(law, train, int((~test).sum())):
             continue
         seen.add(key)
         try:
-            outcome, _ = law.fit(_subset(X, ~test), y[~test], **options)
+            outcome, obj = law.fit(train, y[~test], **options)
         except UserError:
             continue
-        pred = law.predict(law.from_fit_space(outcome.theta), _subset(X, test))
+        params = law.from_fit_space(outcome.theta)
         with np.errstate(divide="ignore", invalid="ignore"):
-            r = np.log(y[test]) - np.log(pred)
+            r = np.log(y[test]) - np.log(law.predict(params, _subset(X, test)))
         ok = np.isfinite(r)
         res.append(r[ok])
         dist.append(distance(compute[test][ok], compute[~test].max()))
+        sigma = noise_scale(law, params, train, y[~test], len(obj.free))
+        sig.append(np.full(int(ok.sum()), max(sigma, 1e-12)))
         used += 1
     if not res:
-        return np.empty(0), np.empty(0), 0
-    return np.concatenate(res), np.concatenate(dist), used
+        return np.empty(0), np.empty(0), np.empty(0), 0
+    return np.concatenate(res), np.concatenate(dist), np.concatenate(sig), used
 
 
 def calibrate(
@@ -132,25 +147,19 @@ def calibrate(
     dict, or None when the rows allow no inner split."""
     y = np.asarray(y, dtype=float)
     compute = np.asarray(compute, dtype=float)
-    with np.errstate(divide="ignore", invalid="ignore"):
-        r_in = np.log(y) - np.log(law.predict(params, X))
-    r_in = r_in[np.isfinite(r_in)]
-    dof = max(r_in.size - n_free, 1)
-    sigma0 = float(math.sqrt(np.sum(r_in**2) / dof)) if r_in.size else 0.0
-    r, d, used = inner_residuals(law, X, y, compute, options)
+    r, d, sig, used = inner_residuals(law, X, y, compute, options)
     if used == 0 or r.size == 0:
         return None
     ahead = np.maximum(d, 0.0)
     denom = float(np.sum(ahead**4))
-    kappa2 = float(np.sum(ahead**2 * (r**2 - sigma0**2)) / denom) if denom > 0 else 0.0
+    kappa2 = float(np.sum(ahead**2 * (r**2 - sig**2)) / denom) if denom > 0 else 0.0
     kappa = math.sqrt(max(kappa2, 0.0))
-    sigma0 = max(sigma0, 1e-12)
-    scores = np.sort(np.abs(r) / _scale(d, sigma0, kappa))
+    scores = np.sort(np.abs(r) / _scale(d, sig, kappa))
     return {
         "method": METHOD,
         "inner_cuts": list(INNER_CUTS),
         "splits": used,
-        "sigma0": sigma0,
+        "sigma0": max(noise_scale(law, params, X, y, n_free), 1e-12),
         "kappa": kappa,
         "compute_max": float(compute.max()),
         "max_inner_distance": float(d.max()),

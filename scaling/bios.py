@@ -324,7 +324,7 @@ class BioTokenizer:
     piece that follows a ``@@`` piece).
     """
 
-    SPECIALS = ("<s>", "<bios>", "<junk>")
+    SPECIALS = ("<s>", "<bios>")
 
     def __init__(self, entries: list[str], pieces: dict[str, tuple[str, ...]] | None = None) -> None:
         vocab: list[str] = []
@@ -421,7 +421,7 @@ class BioSWorld(World):
 
     ``pieces`` = 0: one token per template word, name part and whole value. ``pieces`` = V > 0: name parts
     and values are split into a V-piece BPE vocabulary trained on the pools (:func:`train_pieces`; e.g. V
-    = 384 gives ~3.4 pieces per name part, ~94-token biographies and 564 vocabulary entries instead of
+    = 384 gives ~3.4 pieces per name part, ~94-token biographies and 563 vocabulary entries instead of
     ~2,800), as GPT-2's tokenizer splits them in the paper; template words stay whole. Small models then
     spend their parameters on the transformer rather than on ~2,800 embedding rows.
     """
@@ -561,75 +561,86 @@ class BioSWorld(World):
 
 class BioDWorld(World):
     """bioD(N, K, C, D, L, T) (Allen-Zhu & Li 2024, Sec. 2): N people, K attributes; attribute k has its
-    own D chunks, each a random sequence of L tokens over a T-token alphabet; a person's value for k is C
-    chunks drawn uniformly from those D. Names are 3 parts from the same 400 × 400 × 1000 pools as bioS.
+    own D chunks, each a distinct sequence of L tokens over a T-token alphabet; a person's value for k is C
+    chunks drawn uniformly and independently from those D. A name is M = ``name_tokens`` alphabet tokens,
+    the N names distinct draws from the T^M possible (N0 = T^M).
 
-    A biography is ``name`` then, per attribute, ``<attr_k> value`` (fixed order). The attribute bits are
-    N·K·log2(D^C); the K·D·L·log2(T) bits of the chunk dictionaries themselves are not counted, so the bits
-    are a lower bound (tight when N·C ≫ D·L).
+    A biography is ``name v_1 ... v_K``: the attributes in a fixed order, without marker tokens (the order
+    says which attribute a value belongs to), so every biography has M + K·C·L tokens and the vocabulary
+    is the T alphabet tokens plus the specials. Knowledge per token is then high (up to log2 T bits per
+    value token, with L = 1 and D = T) and the embedding small: for a small model the parameters the paper
+    counts are mostly the transformer's, unlike bioS with its thousands of name and value tokens.
+
+    The attribute bits are N·K·C·log2 D; the K·D·L·log2 T bits of the chunk dictionaries themselves are
+    not counted (with L = 1 each dictionary is a set of D alphabet tokens), so the bits are a lower bound,
+    tight when N·C ≫ D·L.
     """
 
-    def __init__(self, n: int, k: int, c: int, d: int, length: int, t: int, *, seed: int = 0) -> None:
-        for key, v in dict(N=n, K=k, C=c, D=d, L=length, T=t).items():
-            if int(v) < 1:
-                raise UserError(f"bioD parameter {key} must be a positive integer, got {v}")
+    def __init__(
+        self, n: int, k: int, c: int, d: int, length: int, t: int, *, name_tokens: int = 4, seed: int = 0
+    ) -> None:
+        for key, v in dict(N=n, K=k, C=c, D=d, L=length, T=t, name_tokens=name_tokens).items():
+            if isinstance(v, bool) or not isinstance(v, int | np.integer) or int(v) < 1:
+                raise UserError(f"bioD parameter {key} must be a positive integer, got {v!r}")
         if d > t**length:
             raise UserError(f"bioD: D={d} distinct chunks do not fit in T^L = {t}^{length}")
+        if t < 2:
+            raise UserError(f"bioD: the alphabet needs T ≥ 2 tokens, got {t}")
+        if not 10 * n <= t**name_tokens < 2**62 or t**length >= 2**62:
+            raise UserError(
+                f"bioD: {n} distinct names need 10·N ≤ T^name_tokens < 2^62 (and T^L < 2^62), got "
+                f"{t}^{name_tokens}"
+            )
         self.n_people, self.variant, self.seed = int(n), "bioD", seed
-        self.k, self.c, self.d, self.length, self.t = k, c, d, length, t
-        self.n_names = N0
+        self.k, self.c, self.d, self.length, self.t, self.name_tokens = k, c, d, length, t, name_tokens
+        self.n_names = t**name_tokens
         self.attributes = tuple(f"attr{j}" for j in range(k))
         self.cardinality = {a: d**c for a in self.attributes}
-        self.pools = pools = make_pools(seed)
-        rng = np.random.default_rng([seed, 3, n, k, c, d, length, t])
-        names = rng.choice(N0, size=n, replace=False)
-        self.first = names // (N_MIDDLE * N_LAST)
-        self.middle = (names // N_LAST) % N_MIDDLE
-        self.last = names % N_LAST
+        rng = np.random.default_rng([seed, 3, n, k, c, d, length, t, name_tokens])
+        names = _distinct_codes(rng, self.n_names, n)
+        self.names = (names[:, None] // t ** np.arange(name_tokens)[::-1]) % t  # [N, M] alphabet indices
         # Chunk dictionaries: D distinct L-token sequences per attribute.
         self.chunks = np.empty((k, d, length), dtype=np.int64)
         for j in range(k):
-            codes = rng.choice(t**length, size=d, replace=False) if t**length < 2**62 else None
-            if codes is None:
-                seqs = {tuple(rng.integers(0, t, length)) for _ in range(2 * d)}
-                self.chunks[j] = np.array(sorted(seqs)[:d])
-            else:
-                self.chunks[j] = (codes[:, None] // t ** np.arange(length)[::-1]) % t
+            codes = _distinct_codes(rng, t**length, d)
+            self.chunks[j] = (codes[:, None] // t ** np.arange(length)[::-1]) % t
         self.assign = rng.integers(0, d, (n, k, c))
-        alphabet = [f"t{x}" for x in range(t)]
-        words = [*pools.first, *pools.middle, *pools.last, *alphabet, *(f"<{a}>" for a in self.attributes)]
-        self.tokenizer = tok = BioTokenizer(words)
-        self._alpha = np.array([tok.index[w] for w in alphabet])
-        self._attr_ids = [tok.index[f"<{a}>"] for a in self.attributes]
-        self._first_ids = np.array([tok.index[w] for w in pools.first])
-        self._middle_ids = np.array([tok.index[w] for w in pools.middle])
-        self._last_ids = np.array([tok.index[w] for w in pools.last])
+        self.tokenizer = tok = BioTokenizer([f"t{x}" for x in range(t)])
+        self._alpha = np.array([tok.index[f"t{x}"] for x in range(t)])
+        values = self.chunks[np.arange(k)[None, :, None], self.assign]  # [N, K, C, L]
+        self._tokens = self._alpha[np.concatenate([self.names, values.reshape(n, -1)], axis=1)]
+        span = c * length
+        self._value_pos = {a: list(range(name_tokens + j * span, name_tokens + (j + 1) * span))
+                           for j, a in enumerate(self.attributes)}  # fmt: skip
+
+    @property
+    def document_length(self) -> int:
+        """Tokens in every biography (without the source's ``<s>``/domain prefix)."""
+        return self.name_tokens + self.k * self.c * self.length
 
     def render(self, i: int, layout: list[int] | None) -> BioItem:
-        tokens = [
-            int(self._first_ids[self.first[i]]),
-            int(self._middle_ids[self.middle[i]]),
-            int(self._last_ids[self.last[i]]),
-        ]
-        value_pos = {}
-        for j, a in enumerate(self.attributes):
-            tokens.append(self._attr_ids[j])
-            value = self._alpha[self.chunks[j][self.assign[i, j]].ravel()]
-            value_pos[a] = list(range(len(tokens), len(tokens) + len(value)))
-            tokens += value.tolist()
-        return BioItem(tokens, [0, 1, 2], value_pos)
+        return BioItem(self._tokens[i].tolist(), list(range(self.name_tokens)), self._value_pos)
 
     def provenance(self) -> dict:
         return {
             "generator": f"bioD(N={self.n_people}, K={self.k}, C={self.c}, D={self.d}, "
-            f"L={self.length}, T={self.t})",
-            "faker_version": self.pools.faker_version,
-            "pools_sha256": self.pools.checksum(),
+            f"L={self.length}, T={self.t}, name_tokens={self.name_tokens})",
             "seed": self.seed,
             "N0": self.n_names,
             "attribute_bits_per_person": self.attribute_bits,
             "note": "dictionary bits K·D·L·log2(T) not counted (lower bound)",
         }
+
+
+def _distinct_codes(rng: np.random.Generator, space: int, n: int) -> np.ndarray:
+    """``n`` distinct integers drawn uniformly from range(space), space < 2^62 (rejection of repeats)."""
+    if space <= 10**7:
+        return rng.choice(space, size=n, replace=False)
+    seen: dict[int, None] = {}
+    while len(seen) < n:
+        for x in rng.integers(0, space, 2 * (n - len(seen))).tolist():
+            seen.setdefault(x)
+    return np.array(list(seen)[:n], dtype=np.int64)
 
 
 # --------------------------------------------------------------------------------------------------------
@@ -643,8 +654,12 @@ class BioSource:
     """``TokenSource`` over a :class:`World`.
 
     Epoch e (for a training seed s) is every person's biography once, in the order of a permutation drawn
-    from ``default_rng([s, e])``, each document ``<s> [<bios>] bio``; with ``junk_ratio`` r > 0, about
-    r/(1−r)·(useful tokens) of junk documents ``<s> <junk> ...`` are interleaved at random places. Epochs are
+    from ``default_rng([s, e])``, each document ``<s> [<bios>] bio``; with ``junk`` = j > 0, about j·(useful
+    tokens) of junk documents are interleaved at random places (j junk tokens per useful token: 7 is the
+    paper's 7:1). A junk document is ``<s>`` and tokens drawn from the non-special vocabulary, as long as an
+    average biography document: it carries no tag, so without the domain token nothing tells junk from
+    knowledge but content; ``domain_token`` puts ``<bios>`` on the useful documents only (Allen-Zhu & Li
+    2024, Sec. 6). Epochs are
     concatenated into one stream cut into rows of ``seq_len + 1`` tokens with stride ``seq_len`` (every
     token is predicted once); step k's batch is rows k·B … (k+1)·B − 1. Training on
     :meth:`tokens_for` (E) tokens therefore shows every biography exactly E times (up to the rounding of the
@@ -653,21 +668,22 @@ class BioSource:
     """
 
     world: World
-    junk_ratio: float = 0.0
-    junk: str = "random"
+    junk: float = 0.0  # junk tokens per useful token
+    junk_kind: str = "random"
     domain_token: bool = False
     name: str = ""
     _epochs: dict = field(default_factory=dict, repr=False)
     _lengths: dict = field(default_factory=dict, repr=False)
 
     def __post_init__(self) -> None:
-        if not 0.0 <= self.junk_ratio < 1.0:
-            raise UserError(f"junk_ratio must be in [0, 1), not {self.junk_ratio}")
-        if self.junk not in JUNK_KINDS:
-            raise UserError(f"junk must be one of {JUNK_KINDS}, not {self.junk!r}")
+        if isinstance(self.junk, bool) or not (0.0 <= float(self.junk) <= 1000.0):
+            raise UserError(f"junk (junk tokens per useful token) must be in [0, 1000], not {self.junk!r}")
+        self.junk = float(self.junk)
+        if self.junk_kind not in JUNK_KINDS:
+            raise UserError(f"junk_kind must be one of {JUNK_KINDS}, not {self.junk_kind!r}")
         self.name = self.name or self.world.variant
         tok = self.world.tokenizer
-        self._bos, self._domain, self._junk_tok = tok.index["<s>"], tok.index["<bios>"], tok.index["<junk>"]
+        self._bos, self._domain = tok.index["<s>"], tok.index["<bios>"]
         self._n_train = len(self.epoch_tokens(0, 0))
 
     @property
@@ -678,6 +694,13 @@ class BioSource:
     def n_train_tokens(self) -> int:
         """Tokens in one epoch (one exposure of every person, plus junk) for training seed 0."""
         return self._n_train
+
+    @property
+    def document_length(self) -> int | None:
+        """Tokens of every document (prefix included) when all have one length (bioD; junk documents are
+        made as long), else None. A ``seq_len`` that is a multiple of it cuts no biography."""
+        length = getattr(self.world, "document_length", None)
+        return None if length is None else length + len(self.prefix())
 
     def prefix(self) -> list[int]:
         return [self._bos, self._domain] if self.domain_token else [self._bos]
@@ -708,10 +731,10 @@ class BioSource:
             it = self.item(i, None if layouts is None else layouts[i])
             items[i] = it
             docs.append(it.tokens)
-        if self.junk_ratio > 0:
+        if self.junk > 0:
             useful = sum(len(d) for d in docs)
             mean_len = useful / len(docs)
-            n_junk = round(self.junk_ratio / (1 - self.junk_ratio) * useful / mean_len)
+            n_junk = round(self.junk * len(docs))
             junk = self._junk_docs(n_junk, round(mean_len), rng)
             slots = rng.integers(0, len(docs) + 1, n_junk)
             merged: list[list[int]] = []
@@ -726,13 +749,14 @@ class BioSource:
         return np.fromiter((t for d in docs for t in d), dtype=np.int32), items  # type: ignore[return-value]
 
     def _junk_docs(self, n: int, length: int, rng: np.random.Generator) -> list[list[int]]:
-        """Random junk: uniform tokens over the non-special vocabulary; repetitive: 16 fixed documents."""
+        """Untagged junk documents of ``length`` tokens, ``<s>`` then uniform tokens over the non-special
+        vocabulary: fresh ones ("random") or draws from 16 fixed ones ("repetitive")."""
         lo, hi = len(BioTokenizer.SPECIALS), self.vocab_size
-        body = max(1, length - 2)
-        if self.junk == "random":
-            return [[self._bos, self._junk_tok, *rng.integers(lo, hi, body).tolist()] for _ in range(n)]
+        body = max(1, length - 1)
+        if self.junk_kind == "random":
+            return [[self._bos, *rng.integers(lo, hi, body).tolist()] for _ in range(n)]
         fixed_rng = np.random.default_rng([self.world.seed, 11])
-        pool = [[self._bos, self._junk_tok, *fixed_rng.integers(lo, hi, body).tolist()] for _ in range(16)]
+        pool = [[self._bos, *fixed_rng.integers(lo, hi, body).tolist()] for _ in range(16)]
         return [pool[int(j)] for j in rng.integers(0, len(pool), n)]
 
     def epoch_tokens(self, epoch: int, seed: int) -> np.ndarray:
@@ -788,8 +812,8 @@ class BioSource:
         bioS multi draws templates at random, so every template word occurs for any realistic N; names and
         values are taken from the people themselves."""
         ids: set[int] = set(self.prefix())
-        if self.junk_ratio > 0:
-            ids |= set(range(self.vocab_size))  # random junk covers the vocabulary (repetitive nearly)
+        if self.junk > 0:  # junk covers the non-special vocabulary (repetitive junk nearly)
+            ids |= set(range(len(BioTokenizer.SPECIALS), self.vocab_size))
         w = self.world
         if isinstance(w, BioSWorld) and w.variant == "bioS":
             for ts in w._tpl_ids.values():
@@ -814,8 +838,8 @@ class BioSource:
                 if getattr(w := self.world, "pieces", 0)
                 else "closed vocabulary (words, name parts and whole values)"
             ),
-            "junk_ratio": self.junk_ratio,
             "junk": self.junk,
+            "junk_kind": self.junk_kind,
             "domain_token": self.domain_token,
             **self.world.provenance(),
         }
@@ -832,6 +856,8 @@ def bioS_simple(n_people: int, *, seed: int = 0, pieces: int = 0, **source_kw) -
     return BioSource(BioSWorld(n_people, variant="bioS_simple", seed=seed, pieces=pieces), **source_kw)
 
 
-def bioD(n: int, k: int, c: int, d: int, length: int, t: int, *, seed: int = 0, **source_kw) -> BioSource:
-    """bioD(N, K, C, D, L, T): see :class:`BioDWorld`."""
-    return BioSource(BioDWorld(n, k, c, d, length, t, seed=seed), **source_kw)
+def bioD(
+    n: int, k: int, c: int, d: int, length: int, t: int, *, name_tokens: int = 4, seed: int = 0, **source_kw
+) -> BioSource:
+    """bioD(N, K, C, D, L, T) with names of ``name_tokens`` alphabet tokens: see :class:`BioDWorld`."""
+    return BioSource(BioDWorld(n, k, c, d, length, t, name_tokens=name_tokens, seed=seed), **source_kw)

@@ -17,19 +17,18 @@ R = bits / params. The paper counts the parameters of the transformer plus only 
 untied, output-head rows) of tokens that occur in the data (`params_paper`); `R_total` divides by every
 parameter of the model instead.
 
-`run_bios(run)` trains one model on bioS (scaling.train), measures R before and after post-training
-weight quantization (scaling.ptq) and returns rows for the results store (docs/design.md).
+`train_bios(run)` trains one model on a bioS/bioD world (scaling.train); `measure_capacity` measures bits
+and R of it, and of its weight-quantized copies (scaling.ptq.evaluate_ptq); `sweeps.runner.run_bios` turns
+the measurements into result-store rows (docs/design.md).
 """
 
 from __future__ import annotations
 
 import contextlib
-import json
 import math
-import time
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import torch
@@ -37,15 +36,19 @@ import torch
 from scaling.bios import BioItem, BioSource, World, bioD, bioS, bioS_simple
 from scaling.errors import UserError
 
+if TYPE_CHECKING:
+    from scaling.train import RunResult, TrainConfig
+
 __all__ = [
     "BioLosses",
+    "BiosTraining",
     "CapacityResult",
     "bio_losses",
     "knowledge_bits",
     "make_source",
     "measure_capacity",
     "params_paper",
-    "run_bios",
+    "train_bios",
 ]
 
 LN2 = math.log(2.0)
@@ -189,14 +192,17 @@ def measure_capacity(
 # --------------------------------------------------------------------------------------------------------
 # One sweep run.
 
-BIOS_OPTIONS = ("variant", "junk_ratio", "junk", "domain_token", "bioD", "data_seed", "pieces")
+BIOS_OPTIONS = (
+    "variant", "junk", "junk_kind", "domain_token", "bioD", "name_tokens", "data_seed", "pieces",
+)  # fmt: skip
 VARIANTS = ("bioS", "bioS_simple", "bioD")
 
 
 def make_source(people: int, options: dict[str, Any] | None = None) -> BioSource:
     """The token source a capacity run trains on: ``options`` as in a sweep spec's [bios] table —
-    variant ("bioS" | "bioS_simple" | "bioD"), junk_ratio, junk ("random" | "repetitive"), domain_token,
-    bioD = [K, C, D, L, T] (bioD only; N = people), data_seed (pools and people; default 0), pieces
+    variant ("bioS" | "bioS_simple" | "bioD"), junk (junk tokens per useful token, e.g. 7), junk_kind
+    ("random" | "repetitive"), domain_token (a ``<bios>`` token on the useful documents only), bioD = [K,
+    C, D, L, T] and name_tokens (bioD only; N = people), data_seed (pools and people; default 0), pieces
     (bioS/bioS_simple: name parts and values as that many BPE pieces; 0, the default, keeps them whole)."""
     opts = dict(options or {})
     unknown = set(opts) - set(BIOS_OPTIONS)
@@ -205,8 +211,11 @@ def make_source(people: int, options: dict[str, Any] | None = None) -> BioSource
     variant = opts.pop("variant", "bioS")
     seed = int(opts.pop("data_seed", 0))
     kd = opts.pop("bioD", None)
-    kw = {k: opts[k] for k in ("junk_ratio", "junk", "domain_token") if k in opts}
+    kw = {k: opts[k] for k in ("junk", "junk_kind") if k in opts}
+    kw["domain_token"] = bool(opts.get("domain_token", False))
     pieces = int(opts.pop("pieces", 0))
+    if variant != "bioD" and ("bioD" in (options or {}) or "name_tokens" in opts):
+        raise UserError(f"bioD and name_tokens apply to variant bioD, not {variant!r}")
     if variant == "bioS":
         return bioS(people, seed=seed, pieces=pieces, **kw)
     if variant == "bioS_simple":
@@ -216,24 +225,35 @@ def make_source(people: int, options: dict[str, Any] | None = None) -> BioSource
     if variant == "bioD":
         if kd is None or len(kd) != 5:
             raise UserError("variant bioD needs bioD = [K, C, D, L, T]")
-        return bioD(people, *(int(x) for x in kd), seed=seed, **kw)
+        extra = {"name_tokens": opts["name_tokens"]} if "name_tokens" in opts else {}
+        return bioD(people, *kd, seed=seed, **extra, **kw)
     raise UserError(f"bios variant must be one of {VARIANTS}, not {variant!r}")
 
 
-def run_bios(run: dict[str, Any], progress: Callable[[int, int, float], None] | None = None) -> list[dict]:
-    """Train one model on bioS(people) for ``exposures`` exposures and return its result-store rows.
+@dataclass
+class BiosTraining:
+    """A trained knowledge-capacity run: what `train_bios` trained, on what, and for how long."""
 
-    ``run``: ``people``, ``exposures``, optional ``bios`` (see :func:`make_source`), optional ``ptq``
-    (``methods``, ``formats``, ``calib_tokens``), optional ``run_id``, and any ``scaling.train.TrainConfig``
-    field (``n`` or ``d_model``/``n_layers``, ``precision``, ``optimizer``, ``lr``, ``batch_size``,
-    ``seq_len``, ``seed``, ``tie_embeddings`` ...). ``tokens`` is set from people × exposures.
+    result: RunResult
+    source: BioSource
+    config: TrainConfig  # the resolved training config (tokens = whole steps covering the exposures)
+    people: int
+    exposures: int
 
-    Rows: one with ``ptq_method = "none"`` and one per (method, format) in ``ptq``; each carries the core
-    columns of docs/design.md plus people, exposures, bits, bits_available, params_paper, R, R_total.
+
+def train_bios(
+    run: dict[str, Any], progress: Callable[[int, int, float], None] | None = None
+) -> BiosTraining:
+    """Train one model on a bioS/bioD world of ``people`` people for ``exposures`` exposures.
+
+    ``run``: ``people``, ``exposures``, optional ``bios`` (see :func:`make_source`) and any
+    ``scaling.train.TrainConfig`` field (``n`` or ``d_model``/``n_layers``, ``precision``, ``optimizer``,
+    ``lr``, ``batch_size``, ``seq_len``, ``seed``, ``loss``, ``tie_embeddings`` ...). ``tokens`` is set to
+    the whole optimizer steps that cover exactly ``exposures`` epochs of the source. Measuring the trained
+    model (:func:`measure_capacity`, before and after PTQ) and building result-store rows is the sweep
+    runner's job (``sweeps.runner.run_bios``).
     """
-    from scaling.formats import parse_format
-    from scaling.train import TrainConfig, evaluate_loss, train
-    from scaling.version import __version__, git_commit
+    from scaling.train import TrainConfig, train
 
     run = dict(run)
     try:
@@ -242,11 +262,8 @@ def run_bios(run: dict[str, Any], progress: Callable[[int, int, float], None] | 
         raise UserError(f"a bios run needs {err.args[0]!r}") from None
     if people < 1 or exposures < 1:
         raise UserError(f"people and exposures must be positive, got {people} and {exposures}")
-    bios_opts = run.pop("bios", None) or {}
-    ptq = run.pop("ptq", None) or {}
-    run_id = str(run.pop("run_id", ""))
+    source = make_source(people, run.pop("bios", None) or {})
     run.pop("tokens", None)
-    source = make_source(people, bios_opts)
     seed = int(run.get("seed", 0))
     run["data"] = f"bios:{source.name}"  # the source is passed to train() directly
     cfg_probe = TrainConfig(**{**run, "tokens": 1.0})
@@ -254,72 +271,4 @@ def run_bios(run: dict[str, Any], progress: Callable[[int, int, float], None] | 
     # Whole steps covering exactly `exposures` epochs (the last step may start the next epoch by < 1 step).
     tokens = step_tokens * max(1, round(source.tokens_for(exposures, seed) / step_tokens))
     cfg = TrainConfig(**{**run, "tokens": float(tokens)})
-
-    start = time.perf_counter()
-    result = train(cfg, source, on_step=progress)
-    model = result.model
-    base = {
-        "run_id": run_id,
-        "task": "bios",
-        **result.columns(),  # the resolved precision, e.g. "w4a8kv8@fp32" where bf16 is not native
-        "scalefit_version": __version__,
-        "git_commit": git_commit(),
-        "config_json": json.dumps(
-            {**asdict(cfg), "people": people, "exposures": exposures, "bios": bios_opts}
-        ),
-        "people": people,
-        "exposures": exposures,
-    }
-    diag = {
-        "max_abs_logit": result.max_abs_logit,
-        "softmax_collapse": result.softmax_collapse,
-        "val_curve": result.val_curve,
-        "data": source.provenance(),
-    }
-    if result.status != "ok" or model is None:
-        w = source.world
-        row = {**base, "ptq_method": "none", "P_post": math.nan, "fmt_post": "", "loss_post": math.nan,
-               "delta_ptq": math.nan, "bits": math.nan, "bits_available": w.bits_available,
-               "params_paper": math.nan, "R": math.nan, "R_total": math.nan,
-               "diagnostics_json": json.dumps(diag)}  # fmt: skip
-        return [row]
-
-    def row_for(m: torch.nn.Module, method: str, fmt_name: str, p_post: float, loss_post: float) -> dict:
-        cap = measure_capacity(m, source, seed)
-        d = {
-            **diag,
-            "capacity": cap.to_dict(),
-            "measure_time": time.perf_counter() - start - result.wall_time,
-        }
-        return {
-            **base,
-            "ptq_method": method,
-            "P_post": p_post,
-            "fmt_post": fmt_name,
-            "loss_post": loss_post,
-            "delta_ptq": loss_post - result.val_loss,
-            "bits": cap.bits,
-            "bits_available": cap.bits_available,
-            "params_paper": cap.params_paper,
-            "R": cap.R,
-            "R_total": cap.R_total,
-            "diagnostics_json": json.dumps(d),
-        }
-
-    rows = [row_for(model, "none", "", math.nan, result.val_loss)]
-    methods, formats = tuple(ptq.get("methods", ())), tuple(ptq.get("formats", ()))
-    if methods and formats:
-        from scaling.ptq import calibration_batches, quantize_weights
-
-        val = source.val_batches(cfg.batch_size, cfg.seq_len, cfg.eval_tokens)
-        calib = None
-        if "gptq" in methods:
-            calib = calibration_batches(
-                source, cfg.seq_len, int(ptq.get("calib_tokens", 16384)), cfg.batch_size, seed
-            )
-        for method in methods:
-            for f in formats:
-                fmt = parse_format(f)
-                q = quantize_weights(model, fmt, method, calib if method == "gptq" else None)
-                rows.append(row_for(q, method, fmt.name, float(fmt.bits), evaluate_loss(q, val)))
-    return rows
+    return BiosTraining(train(cfg, source, on_step=progress), source, cfg, people, exposures)

@@ -38,9 +38,11 @@ from __future__ import annotations
 
 import copy
 import math
-from collections.abc import Callable, Sequence
+import time
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from functools import partial
+from typing import Any
 
 import torch
 
@@ -396,14 +398,55 @@ def ptq_loss(
     method: str,
     calib_batches: Sequence[torch.Tensor] | None,
     eval_batches: Sequence[torch.Tensor],
+    loss: str = "ce",
     **options: float | int | bool,
 ) -> float:
-    """Validation loss (mean nats/token, `evaluate_loss`) of the weight-quantized copy of `model`.
+    """Validation loss (mean nats/token of `loss`, `evaluate_loss`) of the weight-quantized copy of `model`.
 
-    δ_PTQ = ptq_loss(...) − evaluate_loss(model, eval_batches) (Kumar et al. 2024).
+    δ_PTQ = ptq_loss(...) − evaluate_loss(model, eval_batches, loss) (Kumar et al. 2024).
     `options`: damp, block_size, act_order for GPTQ.
     """
-    return evaluate_loss(quantize_weights(model, fmt, method, calib_batches, **options), eval_batches)
+    qmodel = quantize_weights(model, fmt, method, calib_batches, **options)
+    return evaluate_loss(qmodel, eval_batches, loss)
+
+
+@dataclass
+class PTQEvaluation:
+    """One weight-PTQ setting of a trained run: the quantized copy and its validation loss."""
+
+    method: str
+    fmt: NumberFormat
+    model: GPT = field(repr=False)
+    loss: float  # validation loss of `model` under the run's own training loss (nats/token)
+    seconds: float  # quantization + evaluation time
+
+
+def evaluate_ptq(model: GPT, source: Any, cfg: Any, ptq: dict[str, Any]) -> Iterator[PTQEvaluation]:
+    """Every requested weight PTQ of a trained run, scored exactly as the run's validation loss was.
+
+    `cfg` is the run's `scaling.train.TrainConfig`, `source` the token source it trained on, `ptq` the
+    sweep's table {"methods", "formats", "calib_tokens"}. Each (method, format) quantizes a copy of
+    `model` (`quantize_weights`; GPTQ calibrates on `calibration_batches` of the training split) and
+    evaluates it with `evaluate_loss(..., cfg.loss)` on the same validation batches `train` used
+    (`source.val_batches(cfg.batch_size, cfg.seq_len, cfg.eval_tokens)`), so that
+    δ_PTQ = loss − the run's `val_loss` compares like with like (cross-entropy or StableMax) and a lossless
+    format gives δ_PTQ = 0. Language-model runs and knowledge-capacity runs both go through here.
+    """
+    methods, formats = tuple(ptq.get("methods", ())), tuple(ptq.get("formats", ()))
+    if not methods or not formats:
+        return
+    val = source.val_batches(cfg.batch_size, cfg.seq_len, cfg.eval_tokens)
+    calib = None
+    for method in methods:
+        if method == "gptq" and calib is None:
+            n_calib = int(ptq.get("calib_tokens", 16384))
+            calib = calibration_batches(source, cfg.seq_len, n_calib, cfg.batch_size, cfg.seed)
+        for name in formats:
+            start = time.perf_counter()
+            fmt = parse_format(name)
+            qmodel = quantize_weights(model, fmt, method, calib if method == "gptq" else None)
+            loss = evaluate_loss(qmodel, val, cfg.loss)
+            yield PTQEvaluation(method, fmt, qmodel, loss, time.perf_counter() - start)
 
 
 def calibration_batches(

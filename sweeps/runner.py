@@ -1,12 +1,15 @@
 """Execute one planned run and return its result-store rows.
 
 `execute(run_id, config)` dispatches on `config["task"]`:
-- "lm": `run_lm` trains with `scaling.train.train`, then evaluates every requested post-training weight
-  quantization (`scaling.ptq.quantize_weights`, RTN or GPTQ) on the same validation batches;
-- "bios": `scaling.capacity.run_bios` (knowledge capacity, Allen-Zhu & Li 2024).
-Either returns one row with ptq_method = "none" (P_post = NaN, loss_post = loss, δ_PTQ = 0) and one row per
-(method, format), δ_PTQ = loss_post − loss (Kumar et al. 2024). `execute` then stamps every row with the
-run_id, the resolved config JSON (whose SHA-256 is the run_id), the scalefit version and the git commit.
+- "lm": `run_lm` trains with `scaling.train.train`;
+- "bios": `run_bios` trains with `scaling.capacity.train_bios` (knowledge capacity, Allen-Zhu & Li 2024)
+  and measures bits and R of every model it scores.
+Both then evaluate every requested post-training weight quantization (RTN or GPTQ) through one function,
+`scaling.ptq.evaluate_ptq`, which scores the quantized copy with the run's own training loss on the
+validation batches the run was scored on. Either returns one row with ptq_method = "none" (P_post = NaN,
+loss_post = loss, δ_PTQ = 0) and one row per (method, format), δ_PTQ = loss_post − loss (Kumar et al. 2024).
+`execute` then stamps every row with the run_id, the resolved config JSON (whose SHA-256 is the run_id),
+the scalefit version and the git commit.
 
 A diverged run (NaN/inf loss) returns its "none" row with status "diverged" and no PTQ rows; anything
 that raises is recorded by the sweep as a failure and retried on --resume.
@@ -44,23 +47,11 @@ def execute(run_id: str, config: dict[str, Any]) -> list[dict[str, Any]]:
     return rows
 
 
-def run_bios(config: dict[str, Any], run_id: str) -> list[dict[str, Any]]:
-    """A knowledge-capacity run through `scaling.capacity.run_bios` (flat run dict: TrainConfig fields,
-    people, exposures, bios options, ptq)."""
-    from scaling.capacity import run_bios as capacity_run
-
-    bios = dict(config["bios"])
-    run = {**config["train"], "people": bios.pop("people"), "exposures": bios.pop("exposures"), "bios": bios,
-           "ptq": config["ptq"], "run_id": run_id}  # fmt: skip
-    return capacity_run(run)
-
-
 def run_lm(config: dict[str, Any], run_id: str = "") -> list[dict[str, Any]]:
     """Train a language model as `config["train"]` says, then evaluate PTQ as `config["ptq"]` says."""
     from scaling.data import load_corpus
-    from scaling.formats import parse_format
-    from scaling.ptq import calibration_batches, quantize_weights
-    from scaling.train import TrainConfig, evaluate_loss, train
+    from scaling.ptq import evaluate_ptq
+    from scaling.train import TrainConfig, train
 
     cfg = TrainConfig(**config["train"])
     data = load_corpus(cfg.data)  # cached per process
@@ -75,23 +66,72 @@ def run_lm(config: dict[str, Any], run_id: str = "") -> list[dict[str, Any]]:
         "shape": result.shape,
         "data": result.data,
     }
-    base = {"run_id": run_id, "task": "lm", **result.columns()}
+    base = {"run_id": run_id, "task": "lm", **_training_columns(result, config)}
     rows = [_ptq_row(base, diagnostics, "none", None, result.val_loss, 0.0)]
-    ptq = config["ptq"]
-    if result.status != "ok" or result.model is None or not ptq["methods"]:
+    if result.status != "ok" or result.model is None:
         return rows
-    val = data.val_batches(cfg.batch_size, cfg.seq_len, cfg.eval_tokens)
-    calib = None
-    for method in ptq["methods"]:
-        if method == "gptq" and calib is None:
-            calib = calibration_batches(data, cfg.seq_len, ptq["calib_tokens"], cfg.batch_size, cfg.seed)
-        for name in ptq["formats"]:
-            start = time.perf_counter()
-            fmt = parse_format(name)
-            qmodel = quantize_weights(result.model, fmt, method, calib if method == "gptq" else None)
-            loss_post = evaluate_loss(qmodel, val, cfg.loss)
-            rows.append(_ptq_row(base, diagnostics, method, fmt, loss_post, time.perf_counter() - start))
+    for ev in evaluate_ptq(result.model, data, cfg, config["ptq"]):
+        rows.append(_ptq_row(base, diagnostics, ev.method, ev.fmt, ev.loss, ev.seconds))
     return rows
+
+
+def run_bios(config: dict[str, Any], run_id: str = "") -> list[dict[str, Any]]:
+    """A knowledge-capacity run: train (`scaling.capacity.train_bios`), then measure the bits and R of the
+    trained model and of every weight-PTQ copy (`scaling.capacity.measure_capacity`), PTQ evaluated as for
+    lm runs (`scaling.ptq.evaluate_ptq`). Rows: the columns of docs/results_schema.md plus people, exposures,
+    junk, domain_token, bits, bits_available, params_paper, R and R_total."""
+    from scaling.capacity import measure_capacity, train_bios
+    from scaling.ptq import evaluate_ptq
+
+    bios = dict(config["bios"])
+    people, exposures = bios.pop("people"), bios.pop("exposures")
+    trained = train_bios({**config["train"], "people": people, "exposures": exposures, "bios": bios})
+    result, source, cfg = trained.result, trained.source, trained.config
+    base = {
+        "run_id": run_id,
+        "task": "bios",
+        **_training_columns(result, config),
+        "people": people,
+        "exposures": exposures,
+        "junk": source.junk,
+        "domain_token": int(source.domain_token),
+    }
+    diagnostics = {
+        "max_abs_logit": result.max_abs_logit,
+        "softmax_collapse": result.softmax_collapse,
+        "steps": result.steps,
+        "val_curve": result.val_curve,
+        "shape": result.shape,
+        "data": source.provenance(),
+    }
+    model = result.model
+    if result.status != "ok" or model is None:
+        nan = math.nan
+        row = _ptq_row(base, diagnostics, "none", None, result.val_loss, 0.0)
+        return [{**row, "bits": nan, "bits_available": source.world.bits_available, "params_paper": nan,
+                 "R": nan, "R_total": nan}]  # fmt: skip
+
+    def row(method: str, fmt: Any, loss_post: float, qmodel: Any, seconds: float) -> dict[str, Any]:
+        start = time.perf_counter()
+        cap = measure_capacity(qmodel, source, cfg.seed)
+        diag = {**diagnostics, "capacity": cap.to_dict(), "measure_seconds": time.perf_counter() - start}
+        return {**_ptq_row(base, diag, method, fmt, loss_post, seconds), "bits": cap.bits,
+                "bits_available": cap.bits_available, "params_paper": cap.params_paper, "R": cap.R,
+                "R_total": cap.R_total}  # fmt: skip
+
+    rows = [row("none", None, result.val_loss, model, 0.0)]
+    for ev in evaluate_ptq(model, source, cfg, config["ptq"]):
+        rows.append(row(ev.method, ev.fmt, ev.loss, ev.model, ev.seconds))
+    return rows
+
+
+def _training_columns(result: Any, config: dict[str, Any]) -> dict[str, Any]:
+    """The columns a trained run determines, for every task: `RunResult.columns()` plus the training loss
+    function (`loss_fn`), the MLP type and the model-shape label (`shape`, the planned shape family, else
+    `d<d_model>-L<n_layers>`)."""
+    shape = result.shape
+    label = config.get("shape") or f"d{shape['d_model']}-L{shape['n_layers']}"
+    return {**result.columns(), "loss_fn": result.config.loss, "mlp": shape["mlp"], "shape": label}
 
 
 def _ptq_row(

@@ -46,7 +46,7 @@ formats = ["int4", "int8"]   # scaling.formats.parse_format names
 calib_tokens = 16384         # calibration tokens from the training split (GPTQ)
 
 [bios]                       # task = "bios" only: scaling.capacity.make_source options
-variant = "bioS"             # (variant, junk_ratio, junk, domain_token, bioD, data_seed)
+variant = "bioS"             # (variant, junk, junk_kind, domain_token, bioD, name_tokens, data_seed, pieces)
 ```
 
 Every table and key is checked: unknown names and invalid values raise `UserError` naming the key.

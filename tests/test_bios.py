@@ -128,35 +128,60 @@ def test_exact_exposures_and_batches():
 def test_junk_and_domain_token():
     clean = bioS(100, seed=0, domain_token=True)
     tok = clean.world.tokenizer
+    bos, dom = tok.index["<s>"], tok.index["<bios>"]
     stream = clean.epoch_tokens(0, 0)
-    assert (stream == tok.index["<s>"]).sum() == (stream == tok.index["<bios>"]).sum() == 100
-    for kind in ("random", "repetitive"):
-        mixed = bioS(100, seed=0, junk_ratio=0.5, junk=kind)
-        s = mixed.epoch_tokens(0, 0)
-        n_junk_docs = int((s == tok.index["<junk>"]).sum())
-        assert (s == tok.index["<s>"]).sum() == 100 + n_junk_docs
-        junk_frac = 1 - (len(clean.epoch_tokens(0, 0)) - 100) / len(s)  # clean has 100 <bios> tokens
-        assert 0.4 < junk_frac < 0.6
-    with pytest.raises(UserError, match="junk_ratio"):
-        bioS(10, junk_ratio=1.0)
-    with pytest.raises(UserError, match="junk must be"):
-        bioS(10, junk_ratio=0.1, junk="noise")
+    assert (stream == bos).sum() == (stream == dom).sum() == 100
+    useful = len(clean.epoch_tokens(0, 0))
+    for tagged in (False, True):
+        for kind in ("random", "repetitive"):
+            mixed = bioS(100, seed=0, junk=3.0, junk_kind=kind, domain_token=tagged)
+            s = mixed.epoch_tokens(0, 0)
+            n_docs = int((s == bos).sum())
+            # Junk documents are untagged: <s> then non-special tokens; the domain token marks bios only.
+            assert int((s == dom).sum()) == (100 if tagged else 0)
+            assert n_docs == 100 + 300
+            assert 2.7 < (len(s) - useful) / useful < 3.3  # ~3 junk tokens per useful token
+            starts = np.flatnonzero(s == bos)
+            assert int(np.sum(s[starts + 1] == dom)) == (100 if tagged else 0)  # only biographies tagged
+    with pytest.raises(UserError, match="junk"):
+        bioS(10, junk=-1.0)
+    with pytest.raises(UserError, match="junk_kind must be"):
+        bioS(10, junk=0.1, junk_kind="noise")
 
 
 def test_bioD():
-    src = bioD(50, 3, 2, 8, 4, 10, seed=0)
+    src = bioD(50, 3, 2, 8, 4, 10, name_tokens=3, seed=0)
     w = src.world
     assert w.cardinality == {f"attr{j}": 8**2 for j in range(3)}
-    assert w.attribute_bits == pytest.approx(3 * 2 * math.log2(8))
+    assert w.attribute_bits == pytest.approx(3 * 2 * math.log2(8)) and w.n_names == 10**3
+    assert w.bits_available == pytest.approx(50 * (math.log2(1000 / 50) + 3 * 2 * 3))
     for j in range(3):
         assert len({tuple(c) for c in w.chunks[j].tolist()}) == 8  # D distinct chunks per attribute
-    it = src.measurement_items(0)[0]
+    items = src.measurement_items(0)
+    assert len({tuple(it.tokens[p] for p in it.name_pos) for it in items}) == 50  # distinct names
+    it = items[0]
     assert all(len(p) == 2 * 4 for p in it.value_pos.values())
-    assert len(it.tokens) == 1 + 3 + 3 * (1 + 8)
+    assert len(it.tokens) == src.document_length == 1 + 3 + 3 * 2 * 4  # no attribute markers
+    assert src.vocab_size == len(BioTokenizer.SPECIALS) + 10  # the alphabet and the specials only
+    # Values are each attribute's chunks: the tokens at a value's positions spell C chunks of its dictionary.
+    for i in (0, 7):
+        it = src.item(i)
+        for j, a in enumerate(w.attributes):
+            vals = np.array(it.tokens)[it.value_pos[a]] - len(BioTokenizer.SPECIALS)
+            assert np.array_equal(vals.reshape(2, 4), w.chunks[j][w.assign[i, j]])
+    # Junk documents are as long as biographies, so a seq_len multiple of the length cuts none.
+    junky = bioD(50, 3, 2, 8, 4, 10, name_tokens=3, junk=2.0, domain_token=True)
+    ell = junky.document_length
+    assert ell == 1 + 1 + 3 + 24
+    stream = junky.stream(0, 4 * ell * 30, 0)
+    bos = junky.world.tokenizer.index["<s>"]
+    assert np.all(stream[::ell] == bos) and np.sum(stream == bos) == 4 * 30
     with pytest.raises(UserError, match="do not fit"):
         bioD(10, 1, 1, 200, 2, 10)
     with pytest.raises(UserError, match="positive"):
         bioD(10, 0, 1, 2, 2, 10)
+    with pytest.raises(UserError, match="distinct names"):
+        bioD(1000, 1, 1, 2, 1, 4, name_tokens=2)
 
 
 def test_tokenizer_and_bad_inputs():

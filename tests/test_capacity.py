@@ -10,7 +10,14 @@ import pytest
 import torch
 
 from scaling.bios import DAYS, MONTHS, N0, S0, YEARS, BioSource, bioS, bioS_simple
-from scaling.capacity import bio_losses, knowledge_bits, make_source, measure_capacity, params_paper, run_bios
+from scaling.capacity import (
+    bio_losses,
+    knowledge_bits,
+    make_source,
+    measure_capacity,
+    params_paper,
+    train_bios,
+)
 from scaling.errors import UserError
 from scaling.model import GPT, ModelConfig
 
@@ -179,37 +186,48 @@ def test_params_paper_counts_used_rows():
 
 def test_make_source_options():
     assert make_source(10).world.variant == "bioS"
-    assert make_source(10, {"variant": "bioS_simple", "junk_ratio": 0.2}).junk_ratio == 0.2
-    assert make_source(10, {"variant": "bioD", "bioD": [2, 1, 4, 2, 5]}).world.variant == "bioD"
+    assert make_source(10, {"variant": "bioS_simple", "junk": 0.25}).junk == 0.25
+    opts = {"variant": "bioD", "bioD": [2, 1, 4, 2, 5], "name_tokens": 3, "domain_token": True}
+    src = make_source(10, opts)
+    assert src.world.variant == "bioD" and src.world.n_names == 5**3 and src.domain_token
     with pytest.raises(UserError, match="unknown bios option"):
         make_source(10, {"colour": "red"})
     with pytest.raises(UserError, match="bioD = "):
         make_source(10, {"variant": "bioD"})
     with pytest.raises(UserError, match="variant must be"):
         make_source(10, {"variant": "wiki"})
+    with pytest.raises(UserError, match="apply to variant bioD"):
+        make_source(10, {"variant": "bioS", "name_tokens": 3})
     assert make_source(10, {"variant": "bioS_simple", "pieces": 384}).vocab_size < 600
     with pytest.raises(UserError, match="pieces applies to bioS"):
         make_source(10, {"variant": "bioD", "bioD": [2, 1, 4, 2, 5], "pieces": 384})
     with pytest.raises(UserError, match="needs 'people'"):
-        run_bios({"exposures": 3})
+        train_bios({"exposures": 3})
+
+
+def bios_config(ptq: dict, **bios) -> dict:
+    """A planned bios run config as sweeps.plan makes it (tiny model, fp32)."""
+    train = {"d_model": 16, "n_layers": 1, "n_heads": 1, "seq_len": 64, "batch_size": 4, "precision": "fp32",
+             "tie_embeddings": True, "n_evals": 1, "eval_tokens": 256, "threads": 1, "n": None}  # fmt: skip
+    ptq = {"methods": [], "formats": [], "calib_tokens": 1024, **ptq}
+    return {"task": "bios", "train": train, "ptq": ptq, "bios": {"people": 16, "exposures": 2, **bios}}
 
 
 def test_run_bios_rows():
-    run = {
-        "people": 16, "exposures": 2, "d_model": 16, "n_layers": 1, "n_heads": 1, "seq_len": 64,
-        "batch_size": 4, "precision": "fp32", "tie_embeddings": True, "n_evals": 1, "eval_tokens": 256,
-        "run_id": "t1", "threads": 1, "ptq": {"methods": ["rtn"], "formats": ["int8", "int4"]},
-    }  # fmt: skip
-    rows = run_bios(run)
+    from sweeps.runner import execute
+
+    rows = execute("t1", bios_config({"methods": ["rtn"], "formats": ["int8", "int4"]}))
     assert [r["ptq_method"] for r in rows] == ["none", "rtn", "rtn"]
     assert [r["fmt_post"] for r in rows] == ["", "int8", "int4"]
     base = rows[0]
     assert base["task"] == "bios" and base["people"] == 16 and base["exposures"] == 2
     assert base["status"] == "ok" and 1.9 < base["epochs"] < 2.1
     assert base["delta_ptq"] == 0 and math.isnan(base["P_post"]) and rows[2]["P_post"] == 4
+    assert (base["junk"], base["domain_token"], base["mlp"], base["loss_fn"]) == (0.0, 0, "gelu", "ce")
+    assert base["shape"] == "d16-L1"
     for r in rows:
         assert math.isfinite(r["bits"]) and r["R"] == pytest.approx(r["bits"] / r["params_paper"])
         assert r["R_total"] == pytest.approx(r["bits"] / r["N_total"])
         assert r["bits_available"] == pytest.approx(16 * (math.log2(N0 / 16) + math.log2(S0)))
         assert json.loads(r["diagnostics_json"])["capacity"]["people"] == 16
-        assert json.loads(r["config_json"])["exposures"] == 2
+        assert json.loads(r["config_json"])["bios"]["exposures"] == 2

@@ -18,6 +18,12 @@ FLAGS = {
 }
 """Library parameter -> the flag that sets it (errors name the flag)."""
 
+INTERVALS = {
+    "calibrated": "calibrated: bootstrap + extrapolation error from a backtest on the fitted runs",
+    "bootstrap": "bootstrap: parameter uncertainty only",
+}
+"""How each interval kind (`fits.calibration.KINDS`) is described next to the numbers."""
+
 
 Exposures = Annotated[
     float | None, typer.Option("--exposures", help="Capacity laws: times each fact is seen in training.")
@@ -105,9 +111,9 @@ def predict(
             "P_post": None if row.isna().get("P_post", True) else float(row["P_post"]),
             "warnings": pred.warnings,
         }
-        if pred.n_boot:
+        if pred.interval != "none":
             out.update({"lower": float(row["lower"]), "upper": float(row["upper"]), "alpha": pred.alpha})
-            out["n_boot"] = pred.n_boot
+            out.update({"n_boot": pred.n_boot, "interval": pred.interval})
         typer.echo(json.dumps(out))
         return
     ptq_text = "" if row.isna().get("P_post", True) else f", PTQ {row['P_post']:g} bits"
@@ -115,9 +121,10 @@ def predict(
     what = f"{inputs}, precision {precision}{ptq_text}"
     value = number.format(row["prediction"])
     line = f"predicted {pred.target}: {value} {pred.unit}  ({what}; {pred.source})"
-    if pred.n_boot:
+    if pred.interval != "none":
         lo, hi = number.format(row["lower"]), number.format(row["upper"])
-        line += f"\n{100 * (1 - pred.alpha):g}% interval: {lo} .. {hi}  ({pred.n_boot} bootstrap draws)"
+        line += f"\n{100 * (1 - pred.alpha):g}% interval: {lo} .. {hi}  ({INTERVALS[pred.interval]}, "
+        line += f"{pred.n_boot} bootstrap draws)"
     elif fit_path is None:
         line += "\nno interval: published constants carry no uncertainty here (fit your data for one)"
     else:

@@ -18,6 +18,17 @@ def _count(x: float) -> str:
     return f"{x:.3g}"
 
 
+def _span(lo: float | None, hi: float | None) -> str:
+    """An interval of counts; an end that is None (on the optimiser's search limit) is unbounded."""
+    if lo is None and hi is None:
+        return "unbounded"
+    if lo is None:
+        return f"≤ {_count(hi)} (lower end unbounded)"
+    if hi is None:
+        return f"≥ {_count(lo)} (upper end unbounded)"
+    return f"{_count(lo)}–{_count(hi)}"
+
+
 FLAGS = {
     "flops": "--flops",
     "law": "--law",
@@ -203,9 +214,10 @@ def recommend(
     )
     if rec.loss_interval is not None:
         lo, hi = rec.loss_interval
-        line += f" (95% interval {lo:.4f}–{hi:.4f} over {rec.n_draws} bootstrap fits"
+        kind = "calibrated: bootstrap + extrapolation error" if rec.interval == "calibrated" else "bootstrap"
+        line += f" (95% interval {lo:.4f}–{hi:.4f}, {kind}, over {rec.n_draws} bootstrap fits"
         if rec.n_interval is not None:
-            line += f"; optimal N {_count(rec.n_interval[0])}–{_count(rec.n_interval[1])}"
+            line += f"; optimal N {_span(*rec.n_interval)}"
         line += ")"
     else:
         line += " (no bootstrap draws: no interval)"

@@ -47,6 +47,7 @@ __all__ = [
     "INNER_CUTS",
     "KINDS",
     "calibrate",
+    "calibration_notes",
     "conformal_multiplier",
     "distance",
     "extrapolation_halfwidth",
@@ -197,8 +198,9 @@ def interval_kind(result: Any, kind: str | None = None) -> str:
     none)."""
     if kind is not None and kind not in KINDS:
         raise UserError(f"interval must be one of {', '.join(KINDS)}, got {kind!r}", param="interval")
+    n_boot = getattr(result, "n_boot", 0)
     has_cal = getattr(result, "calibration", None) is not None
-    best = "calibrated" if has_cal and result.n_boot else "bootstrap" if result.n_boot else "none"
+    best = "calibrated" if has_cal and n_boot else "bootstrap" if n_boot else "none"
     if kind is None or KINDS.index(kind) < KINDS.index(best):
         return best
     return kind
@@ -221,3 +223,25 @@ def prediction_interval(
         compute = np.asarray(result.law.compute(X, X), dtype=float)
         lower, upper = combine(point, lower, upper, extrapolation_halfwidth(result.calibration, compute, a))
     return point, lower, upper, kind
+
+
+def calibration_notes(result: Any, X: Mapping[str, Any], alpha: float | None = None) -> list[str]:
+    """Warnings on a calibrated interval: points further from the fitted compute than any inner backtest
+    reached (the term's size there is extrapolated), or too few backtest scores for the level."""
+    cal = result.calibration
+    a = result.alpha if alpha is None else float(alpha)
+    out = []
+    if not math.isfinite(conformal_multiplier(cal, a)):
+        out.append(
+            f"interval: {cal['n_scores']} backtest residuals are too few for a {1 - a:.0%} interval, "
+            "so it is unbounded (fit more runs, or ask for a lower level)"
+        )
+    d = distance(np.asarray(result.law.compute(X, X), dtype=float), cal["compute_max"])
+    far = d > float(cal["max_inner_distance"]) + 1e-9
+    if far.any():
+        out.append(
+            f"interval: {int(far.sum())} point(s) lie up to {np.nanmax(d):.2f} decades of compute beyond "
+            f"the fitted runs; the nested backtest measured errors up to {cal['max_inner_distance']:.2f} "
+            "decades, so the extrapolation term there is itself extrapolated (linear growth)"
+        )
+    return out

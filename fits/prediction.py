@@ -4,9 +4,13 @@
 and points as a DataFrame or a mapping of columns: the law's inputs (N, D, ...), optionally `precision`
 (a training precision spec such as `w4a8kv8`, giving P_w, P_a, P_kv) and `ptq` / `P_post` (serving bits or
 a format such as `int4`; absent or NaN = no PTQ). It returns a `Prediction`: a table of the inputs with
-`prediction`, `lower`, `upper` (the bootstrap percentile interval of a fit; none for published constants),
-and warnings: the fit's diagnostics, inputs the law ignores, and extrapolation beyond the N, D and compute
-ranges the parameters were fitted on.
+`prediction`, `lower`, `upper` and warnings: the fit's diagnostics, inputs the law ignores, and
+extrapolation beyond the N, D and compute ranges the parameters were fitted on.
+
+Intervals (`Prediction.interval` says which): `calibrated` — the bootstrap percentile interval widened by
+an extrapolation error term measured by a nested backtest on the fitted rows (`fits.calibration`,
+docs/intervals.md), what a fit with a bootstrap gives; `bootstrap` — parameter uncertainty only (a fit
+without calibration, or `interval="bootstrap"`); `none` — published constants, or a fit without draws.
 """
 
 from __future__ import annotations
@@ -18,6 +22,7 @@ from typing import Any
 
 import numpy as np
 
+from fits.calibration import calibration_notes, interval_kind, prediction_interval
 from fits.candidates import parse_bits
 from fits.law import KINDS, Law
 from fits.sources import LawSource, law_source
@@ -38,6 +43,7 @@ class Prediction:
     alpha: float
     n_boot: int = 0
     warnings: list[str] = field(default_factory=list)
+    interval: str = "none"  # calibrated | bootstrap | none (fits.calibration.KINDS)
 
     @property
     def values(self) -> np.ndarray:
@@ -52,6 +58,7 @@ class Prediction:
             "source": self.source,
             "alpha": self.alpha,
             "n_boot": self.n_boot,
+            "interval": self.interval,
             "points": rows,
             "warnings": self.warnings,
         }
@@ -131,11 +138,14 @@ def extrapolation_notes(df: Any, ranges: Mapping[str, Any]) -> list[str]:
     return out
 
 
-def predict(source: Any, points: Mapping[str, Any], alpha: float | None = None) -> Prediction:
+def predict(
+    source: Any, points: Mapping[str, Any], alpha: float | None = None, interval: str | None = None
+) -> Prediction:
     """The law's prediction at `points` with intervals and warnings; see the module docstring.
 
     `source`: a `FitResult`, a fit.json path, a published set name (`kumar2024`) or a `LawSource`.
-    `alpha`: interval level 1 − alpha (default: the fit's, 0.05).
+    `alpha`: interval level 1 − alpha (default: the fit's, 0.05). `interval`: "calibrated" (default when
+    the fit has a calibration), "bootstrap" or "none".
     """
     src: LawSource = law_source(source)
     level = src.alpha if alpha is None else float(alpha)
@@ -145,18 +155,20 @@ def predict(source: Any, points: Mapping[str, Any], alpha: float | None = None) 
     point = src.law.predict(src.params, df)
     table = df.copy()
     table["prediction"] = point
-    n_boot = 0
-    if src.result is not None and src.result.n_boot:
-        interval = src.result.predict_interval(df, level)
-        table["lower"] = interval["lower"].to_numpy()
-        table["upper"] = interval["upper"].to_numpy()
+    n_boot, kind = 0, "none"
+    if src.result is not None:
+        _, lower, upper, kind = prediction_interval(src.result, df, level, interval)
+        table["lower"], table["upper"] = lower, upper
         n_boot = src.result.n_boot
     else:
+        interval_kind(None, interval)  # checks the name
         table["lower"] = np.nan
         table["upper"] = np.nan
     warnings = [f"fit: {d['message']}" for d in src.diagnostics]
     warnings += notes
     warnings += extrapolation_notes(df, src.data_range or {})
+    if kind == "calibrated":
+        warnings += calibration_notes(src.result, df, level)
     return Prediction(
         table=table,
         law=src.law.name,
@@ -166,4 +178,5 @@ def predict(source: Any, points: Mapping[str, Any], alpha: float | None = None) 
         alpha=level,
         n_boot=n_boot,
         warnings=warnings,
+        interval=kind,
     )

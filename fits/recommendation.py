@@ -29,6 +29,7 @@ from typing import Any
 
 import numpy as np
 
+from fits.calibration import calibration_notes, combine, extrapolation_halfwidth
 from fits.candidates import candidate_specs, parse_bits, spec_label
 from fits.hardware import HardwareProfile, get_profile
 from fits.law import KINDS, Law
@@ -109,6 +110,7 @@ class Recommendation:
     d_interval: tuple[float, float] | None = None
     n_draws: int = 0
     warnings: list[str] = field(default_factory=list)
+    interval: str = "none"  # the loss interval's kind: calibrated | bootstrap | none (fits.calibration)
 
     @property
     def best(self) -> Option:
@@ -124,6 +126,7 @@ class Recommendation:
             "constraints": self.constraints,
             "best": self.best.to_dict(),
             "loss_interval_95": list(self.loss_interval) if self.loss_interval else None,
+            "loss_interval_kind": self.interval,
             "N_interval_95": list(self.n_interval) if self.n_interval else None,
             "D_interval_95": list(self.d_interval) if self.d_interval else None,
             "bootstrap_draws": self.n_draws,
@@ -352,7 +355,9 @@ def optimise(
             "removes δ_PTQ for the weights; treat this extrapolation with care"
         )
     if draws:
-        _propagate(rec, law, draws, K[order[0]], bits[order[0]], serve_bits, lo[order[0]], hi[order[0]])
+        i = order[0]
+        limits = (lo[i] if not reasons["lo"][i] else None, hi[i] if not reasons["hi"][i] else None)
+        _propagate(rec, law, draws, K[i], bits[i], serve_bits, lo[i], hi[i], limits)
     if data_range:
         rec.warnings.extend(extrapolation_warnings(rec.best, flops, data_range))
     return rec
@@ -385,8 +390,13 @@ def _propagate(
     serve_bits: float | None,
     lo: float,
     hi: float,
+    limits: tuple[float | None, float | None] = (None, None),
 ) -> None:
-    """95% percentile intervals over bootstrap draws: loss at the optimum and each draw's own optimal N, D."""
+    """95% percentile intervals over bootstrap draws: loss at the optimum and each draw's own optimal N, D.
+
+    `limits`: the ends of the log N search interval that are search limits (N ≥ `N_MIN`, D ≥ `D_MIN`),
+    not the user's constraints; an interval end that sits on one is unbounded (None), not a number.
+    """
     theta = law.draws_to_fit_space(draws)
     S = len(next(iter(theta.values())))
     rows = np.tile(bits, (S, 1))
@@ -405,10 +415,19 @@ def _propagate(
     x_opt, _ = minimise_log_n(loss_at, np.full(S, lo), np.full(S, hi))
     x_opt = x_opt[np.isfinite(x_opt)]
     if len(x_opt):
-        n_lo, n_hi = np.exp(np.percentile(x_opt, [2.5, 97.5]))
-        rec.n_interval = (float(n_lo), float(n_hi))
-        rec.d_interval = (float(K / n_hi), float(K / n_lo))
+        x_lo, x_hi = np.percentile(x_opt, [2.5, 97.5])
+        n_lo = None if limits[0] is not None and x_lo <= limits[0] + 1e-6 else float(np.exp(x_lo))
+        n_hi = None if limits[1] is not None and x_hi >= limits[1] - 1e-6 else float(np.exp(x_hi))
+        rec.n_interval = (n_lo, n_hi)
+        rec.d_interval = (None if n_hi is None else K / n_hi, None if n_lo is None else K / n_lo)
+        if n_lo is None or n_hi is None:
+            rec.warnings.append(
+                "the optimal-N interval reaches the optimiser's search limit (N ≥ 1, D ≥ 1) on the "
+                f"{'lower' if n_lo is None else 'upper'} side: that end is unbounded (some bootstrap fits "
+                "have no interior optimum)"
+            )
     rec.n_draws = S
+    rec.interval = "bootstrap"
 
 
 def _out_of_reach(N: float, D: float, data_range: Mapping[str, Any]) -> str:
@@ -508,5 +527,25 @@ def recommend_with(source: LawSource, flops: float, **options: Any) -> Recommend
         law_label=source.label,
         **options,
     )
+    _calibrate_loss(rec, source)
     rec.warnings.extend(f"fit: {d['message']}" for d in source.diagnostics)
     return rec
+
+
+def _calibrate_loss(rec: Recommendation, source: LawSource) -> None:
+    """Widen the bootstrap loss interval at the optimum by the fit's extrapolation error term
+    (`fits.calibration`), when the fit has a calibration."""
+    result = source.result
+    if rec.loss_interval is None or result is None or getattr(result, "calibration", None) is None:
+        return
+    b = rec.best
+    X = law_columns(
+        np.array([b.N]), np.array([b.D]), np.array([[b.P_w, b.P_a, b.P_kv]]), rec.serve_bits, source.law
+    )
+    h_e = extrapolation_halfwidth(result.calibration, np.asarray(source.law.compute(X, None)), 0.05)
+    lo, hi = combine(
+        np.array([b.loss]), np.array([rec.loss_interval[0]]), np.array([rec.loss_interval[1]]), h_e
+    )
+    rec.loss_interval = (float(lo[0]), float(hi[0]))
+    rec.interval = "calibrated"
+    rec.warnings.extend(calibration_notes(result, X, 0.05))

@@ -20,6 +20,7 @@ from typing import Any
 
 import numpy as np
 
+from fits.grouping import pooled_diagnostics
 from fits.law import Law
 from fits.laws import get_law
 from scaling.errors import UserError
@@ -45,6 +46,7 @@ class FitData:
     not_used: dict[str, int] = field(default_factory=dict)
     groups: list[str] = field(default_factory=list)
     law: Law | None = None  # the law these rows were selected for (specialised to them, e.g. groups)
+    pooled: list[dict[str, Any]] = field(default_factory=list)  # fits.grouping.pooled_diagnostics
 
     @property
     def n_rows(self) -> int:
@@ -243,6 +245,7 @@ def fit_data(df: Any, law: str | Law, ptq_method: str | None = None) -> FitData:
         not_used=not_used,
         groups=list(law.spec.get("groups", [])),
         law=law,
+        pooled=pooled_diagnostics(rows, law),
     )
 
 

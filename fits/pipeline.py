@@ -163,7 +163,7 @@ def fit(
         rows={**data.X, "compute": data.compute, "y": data.y},
         calibration=calibration,
     )
-    result.diagnostics = diagnose(result)
+    result.diagnostics = diagnose(result) + list(data.pooled)
     if not keep_data:
         result.remove_data()
     return result

@@ -16,6 +16,9 @@ FLAGS = {
     "where": "--where",
     "law": "--law",
     "holdout": "--holdout",
+    "group_by": "--group-by",
+    "tied": "--tie",
+    "fixed": "--fix",
 }
 """Library parameter -> the flag that sets it (errors name the flag)."""
 
@@ -32,6 +35,23 @@ LawName = Annotated[
     str,
     typer.Option("--law", help="Law to fit: chinchilla, precision or capacity (`scalefit fit --list-laws`)."),
 ]
+Tie = Annotated[
+    list[str] | None,
+    typer.Option(
+        "--tie", help="Tie parameters, e.g. --tie beta=alpha (precision default); --tie none unties."
+    ),
+]
+Fix = Annotated[
+    list[str] | None, typer.Option("--fix", help="Fix a parameter at a value, e.g. --fix E=1.69.")
+]
+Alpha = Annotated[float, typer.Option("--alpha", help="Interval level: 1 - alpha (default 95%).")]
+PtqMethod = Annotated[
+    str | None,
+    typer.Option(
+        "--ptq-method", help="Precision law: PTQ method whose rows to fit (default gptq when present)."
+    ),
+]
+Seed = Annotated[int, typer.Option("--seed", help="Bootstrap seed.")]
 
 
 def read_runs(results: str, mapping: list[str] | None, derive_d: bool, where: str | None):
@@ -40,6 +60,35 @@ def read_runs(results: str, mapping: list[str] | None, derive_d: bool, where: st
 
     columns = parse_mapping(mapping)
     return read_table(results, columns, derive_d, where), columns
+
+
+def constraints(tie: list[str] | None, fix: list[str] | None) -> tuple[dict | None, dict[str, float]]:
+    """(tied, fixed) from --tie / --fix: None keeps the law's default ties, --tie none unties."""
+    from fits.dataset import parse_pairs
+    from scaling.errors import UserError
+
+    ties = parse_pairs([t for t in (tie or []) if t != "none"], "--tie") if tie else None
+    try:
+        fixed = {k: float(v) for k, v in parse_pairs(fix, "--fix").items()}
+    except ValueError:
+        raise UserError(f"--fix values must be numbers, got {fix}") from None
+    return ties, fixed
+
+
+def select_rows(table, law: str, ptq_method: str | None, console):
+    """`fits.fit_data` with its dropped-row warnings and not-used notes printed to `console`."""
+    import warnings
+
+    import fits
+
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        data = fits.fit_data(table, law, ptq_method)
+    for w in caught:
+        console.print(f"warning: {w.message}", style="yellow", markup=False, highlight=False)
+    for reason, count in data.not_used.items():
+        console.print(f"note: {count} rows not used ({reason})", markup=False, highlight=False)
+    return data
 
 
 def fit(
@@ -60,19 +109,12 @@ def fit(
     where: Where = None,
     out: Annotated[str, typer.Option("--out", "-o", help="Where to write fit.json.")] = "fit.json",
     plots: Annotated[str | None, typer.Option("--plots", help="Directory for PNG diagnostic plots.")] = None,
-    seed: Annotated[int, typer.Option("--seed", help="Bootstrap seed.")] = 0,
+    seed: Seed = 0,
     huber_delta: Annotated[
         float, typer.Option("--huber-delta", help="Huber loss threshold on log residuals.")
     ] = 1e-3,
-    tie: Annotated[
-        list[str] | None,
-        typer.Option(
-            "--tie", help="Tie parameters, e.g. --tie beta=alpha (precision default); --tie none unties."
-        ),
-    ] = None,
-    fix: Annotated[
-        list[str] | None, typer.Option("--fix", help="Fix a parameter at a value, e.g. --fix E=1.69.")
-    ] = None,
+    tie: Tie = None,
+    fix: Fix = None,
     budget: Annotated[
         float | None, typer.Option("--budget", help="FLOPs at which to report compute-optimal N and D.")
     ] = None,
@@ -83,50 +125,59 @@ def fit(
             help="Also run Approach 2 (IsoFLOP parabolas per compute budget, 3 significant digits).",
         ),
     ] = False,
-    alpha: Annotated[float, typer.Option("--alpha", help="Interval level: 1 - alpha (default 95%).")] = 0.05,
-    ptq_method: Annotated[
-        str | None,
+    alpha: Alpha = 0.05,
+    ptq_method: PtqMethod = None,
+    group_by: Annotated[
+        list[str] | None,
         typer.Option(
-            "--ptq-method", help="Precision law: PTQ method whose rows to fit (default gptq when present)."
+            "--group-by",
+            help="Fit one law per value (or combination, comma-separated) of these columns; "
+            "fit.json becomes fit.<group>.json per group.",
         ),
     ] = None,
 ) -> None:
     """Fit a scaling law with bootstrap uncertainty and a holdout check; write fit.json (and plots)."""
-    import warnings
+    from pathlib import Path
 
     from rich.console import Console
 
-    import fits
-    from fits.dataset import parse_pairs
-    from scaling.errors import UserError
+    from fits.grouping import group_path, split_groups
 
     console = Console(stderr=True)
-    ties = parse_pairs([t for t in (tie or []) if t != "none"], "--tie") if tie else None
-    try:
-        fixed = {k: float(v) for k, v in parse_pairs(fix, "--fix").items()}
-    except ValueError:
-        raise UserError(f"--fix values must be numbers, got {fix}") from None
+    ties, fixed = constraints(tie, fix)
     table, columns = read_runs(results, mapping, derive_d, where)
-    with warnings.catch_warnings(record=True) as caught:
-        warnings.simplefilter("always")
-        data = fits.fit_data(table, law, ptq_method)
-    for w in caught:
-        console.print(f"warning: {w.message}", style="yellow", markup=False, highlight=False)
-    for reason, count in data.not_used.items():
-        console.print(f"note: {count} rows not used ({reason})", markup=False, highlight=False)
+    groups = split_groups(table, group_by) if group_by else [("", {}, table)]
+    settings = {
+        "n_boot": bootstrap,
+        "seed": seed,
+        "holdout": holdout or None,
+        "huber_delta": huber_delta,
+        "fixed": fixed,
+        "tied": ties,
+        "alpha": alpha,
+        "ptq_method": ptq_method,
+    }
+    for label, values, rows in groups:
+        path = group_path(out, label) if label else Path(out)
+        options = {"input": str(results), "map": columns, "derive_d": derive_d, "where": where}
+        if label:
+            typer.echo(
+                f"== group {label} ({', '.join(f'{k}={v}' for k, v in values.items())}; {len(rows)} rows)"
+            )
+            options["group"] = {k: v.item() if hasattr(v, "item") else v for k, v in values.items()}
+        where_plots = None if plots is None else Path(plots) / label if label else Path(plots)
+        _fit_one(rows, law, settings, path, console, isoflop, budget, options, where_plots)
+
+
+def _fit_one(table, law, settings, out, console, isoflop, budget, options, plots) -> None:
+    """Fit one table (all rows, or one --group-by group) with `settings` (`fits.fit` options), write
+    its fit file, print its summary."""
+    import fits
+    from scaling.errors import UserError
+
+    data = select_rows(table, law, settings["ptq_method"], console)
     with console.status("fitting") as status:
-        result = fits.fit(
-            data,
-            law,
-            n_boot=bootstrap,
-            seed=seed,
-            holdout=holdout or None,
-            huber_delta=huber_delta,
-            fixed=fixed,
-            tied=ties,
-            alpha=alpha,
-            progress=lambda msg: status.update(msg),
-        )
+        result = fits.fit(data, law, **settings, progress=lambda msg: status.update(msg))
     iso = None
     if isoflop:
         try:
@@ -134,8 +185,7 @@ def fit(
             result.metrics["isoflop"] = iso.to_dict()
         except UserError as exc:
             console.print(f"warning: --isoflop skipped: {exc}", style="yellow", markup=False, highlight=False)
-    result.options.update({"input": str(results), "map": columns, "derive_d": derive_d})
-    result.options["where"] = where
+    result.options.update(options)
     result.to_json(out)
     typer.echo(result.summary(budget).as_text())
     if iso is not None:

@@ -13,7 +13,7 @@ from typing import Any
 
 import typer
 
-from cli import fit, predict, recommend, sweep, train
+from cli import backtest, fit, predict, recommend, sweep, train
 from scaling.errors import UserError
 from scaling.version import __version__
 
@@ -48,7 +48,7 @@ def _one_line_errors(fn: Callable[..., Any], flags: Mapping[str, str] | None = N
     return wrapper
 
 
-for _module in (train, sweep, fit, predict, recommend):
+for _module in (train, sweep, fit, backtest, predict, recommend):
     for _name, _fn in _module.COMMANDS.items():
         app.command(name=_name)(_one_line_errors(_fn, getattr(_module, "FLAGS", None)))
 

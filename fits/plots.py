@@ -427,3 +427,41 @@ def plot_recommendation(rec: Any, source: Any, path: str, profile: str = "bits")
     fig.tight_layout()
     fig.savefig(path)
     plt.close(fig)
+
+
+def plot_backtest(result: Any, path: str) -> None:
+    """A backtest (`fits.backtest`): |relative error| of each predicted run against its extrapolation
+    distance log10(C / largest fitted C), one colour per cut, with the interval's relative half-width
+    (upper − lower) / 2ŷ of the same points as small grey marks (misses drawn hollow)."""
+    plt = _plt()
+    pts = result.points
+    fig, ax = plt.subplots(figsize=(7, 4.5), dpi=120)
+    cmap = plt.get_cmap("viridis")
+    cuts = sorted(pts["cut"].unique())
+    for i, cut in enumerate(cuts):
+        p = pts[pts["cut"] == cut]
+        color = cmap(i / max(len(cuts) - 1, 1))
+        err = 100 * np.abs(p["rel_error"].to_numpy(dtype=float))
+        hit = p["covered"].to_numpy() != False  # noqa: E712  (NaN without intervals: drawn filled)
+        d = p["distance"].to_numpy(dtype=float)
+        ax.scatter(d[hit], err[hit], s=14, color=color, label=f"cut {cut:.2f}")
+        ax.scatter(d[~hit], err[~hit], s=18, facecolors="none", edgecolors=color)
+        if result.interval != "none":
+            half = (
+                50 * (p["upper"] - p["lower"]).to_numpy(dtype=float) / p["prediction"].to_numpy(dtype=float)
+            )
+            ax.scatter(d, half, s=6, marker="_", color="grey")
+    ax.axvline(0.0, color="black", lw=0.8, ls=":")
+    ax.set_yscale("log")
+    _plain(ax.yaxis)
+    ax.set_xlabel("extrapolation distance log10(C / largest fitted C)")
+    ax.set_ylabel("|relative error| (%)")
+    level = f"{100 * (1 - result.alpha):g}%"
+    extra = f"; grey: {level} {result.interval} interval half-width, hollow: outside it"
+    ax.set_title(
+        f"backtest of {result.law} by {result.by}" + (extra if result.interval != "none" else ""), fontsize=9
+    )
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    fig.savefig(path)
+    plt.close(fig)

@@ -1,4 +1,12 @@
-"""The `scalefit` app: registers one command per module and turns `UserError` into a one-line error.
+"""The `scalefit` app: registers one command per module and turns every input or disk problem into one line.
+
+- `UserError` → `error: <message>` (library parameter names replaced by the command's flags);
+- any OSError (missing file, full disk, read-only filesystem, a file where a directory belongs, ...) →
+  `error: <path>: <cause>`, in this one place for every command (`fit --out`, `fit --plots`,
+  `recommend --plot`, `sweep --out`, ...);
+- command-line usage errors (unknown option, a value that is not a number, a missing argument) →
+  `error: <click's message> (see scalefit <command> --help)`;
+all on stderr with exit code 2 and never a traceback.
 
 Command modules keep heavy imports (torch, scipy, pandas) inside the command function so that
 `scalefit --help` and `scalefit recommend` start fast.
@@ -6,16 +14,51 @@ Command modules keep heavy imports (torch, scipy, pandas) inside the command fun
 
 from __future__ import annotations
 
+import errno
 import functools
 import sys
 from collections.abc import Callable, Mapping
 from typing import Any
 
 import typer
+from typer.core import TyperGroup
 
-from cli import backtest, fit, predict, recommend, sweep, train
-from scaling.errors import UserError
+from cli import backtest, fit, predict, recommend, serve, sweep, train
+from scaling.errors import UserError, os_error_message
 from scaling.version import __version__
+
+try:  # typer >= 0.20 vendors click and raises its own copies of click's exceptions
+    from typer._click import exceptions as click_exceptions
+except ImportError:  # pragma: no cover - older typer on the real click
+    from click import exceptions as click_exceptions
+
+
+class _OneLineGroup(TyperGroup):
+    """The command group, with click's usage errors as one `error:` line instead of a boxed usage text."""
+
+    def main(self, *args: Any, standalone_mode: bool = True, **kwargs: Any) -> Any:
+        if not standalone_mode:
+            return super().main(*args, standalone_mode=False, **kwargs)
+        try:
+            code = super().main(*args, standalone_mode=False, **kwargs)
+        except click_exceptions.NoArgsIsHelpError as exc:
+            exc.show()  # `scalefit` alone prints the help
+            sys.exit(exc.exit_code)
+        except click_exceptions.ClickException as exc:
+            message = exc.format_message().strip().splitlines()[0].rstrip(".")
+            ctx = getattr(exc, "ctx", None)
+            where = f" (see {ctx.command_path} --help)" if ctx is not None else ""
+            typer.echo(f"error: {message[:1].lower()}{message[1:]}{where}", err=True)
+            sys.exit(exc.exit_code)
+        except typer.Abort:
+            typer.echo("aborted", err=True)
+            sys.exit(1)
+        except OSError as exc:
+            if exc.errno == errno.EPIPE:  # output piped into `head`: stop quietly
+                sys.exit(1)
+            raise
+        sys.exit(code if isinstance(code, int) else 0)
+
 
 app = typer.Typer(
     name="scalefit",
@@ -23,11 +66,12 @@ app = typer.Typer(
     no_args_is_help=True,
     add_completion=False,
     pretty_exceptions_enable=False,
+    cls=_OneLineGroup,
 )
 
 
 def _one_line_errors(fn: Callable[..., Any], flags: Mapping[str, str] | None = None) -> Callable[..., Any]:
-    """Show `UserError` (and unreadable files) as `error: ...` on stderr with exit code 2; library
+    """Show `UserError` and every OSError as one `error: ...` line on stderr with exit code 2; library
     parameter names in the message become the command's flags (`flags`, the module's `FLAGS`)."""
 
     @functools.wraps(fn)
@@ -37,9 +81,10 @@ def _one_line_errors(fn: Callable[..., Any], flags: Mapping[str, str] | None = N
         except UserError as exc:
             typer.echo(f"error: {str(exc.for_flags(flags or {})).splitlines()[0]}", err=True)
             raise typer.Exit(code=2) from None
-        except (FileNotFoundError, IsADirectoryError, PermissionError) as exc:
-            message = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
-            typer.echo(f"error: {message}", err=True)
+        except OSError as exc:
+            if exc.errno == errno.EPIPE:
+                raise
+            typer.echo(f"error: {os_error_message(exc)}", err=True)
             raise typer.Exit(code=2) from None
         except KeyboardInterrupt:
             typer.echo("interrupted", err=True)
@@ -48,7 +93,7 @@ def _one_line_errors(fn: Callable[..., Any], flags: Mapping[str, str] | None = N
     return wrapper
 
 
-for _module in (train, sweep, fit, backtest, predict, recommend):
+for _module in (train, sweep, fit, backtest, predict, recommend, serve):
     for _name, _fn in _module.COMMANDS.items():
         app.command(name=_name)(_one_line_errors(_fn, getattr(_module, "FLAGS", None)))
 

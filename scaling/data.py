@@ -25,19 +25,22 @@ import importlib.util
 import json
 import math
 import re
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Protocol, runtime_checkable
+from typing import Any, Protocol, runtime_checkable
 
 import numpy as np
 import torch
 
 from scaling.errors import UserError
+from scaling.order import window_starts, windows_per_epoch
 
 __all__ = [
     "VAL_BOOKS",
     "ArrayTokenSource",
     "TokenSource",
+    "corpus_identity",
     "load_corpus",
     "unigram_entropy",
 ]
@@ -64,7 +67,10 @@ def unigram_entropy(tokens: np.ndarray, vocab_size: int) -> float:
     It is the loss of the best context-free predictor; a language model has learned something about
     context only when its validation loss is clearly below it.
     """
-    counts = np.bincount(np.asarray(tokens).ravel(), minlength=vocab_size).astype(np.float64)
+    return _entropy_of(np.bincount(np.asarray(tokens).ravel(), minlength=vocab_size).astype(np.float64))
+
+
+def _entropy_of(counts: np.ndarray) -> float:
     p = counts[counts > 0] / counts.sum()
     return float(-(p * np.log(p)).sum())
 
@@ -75,43 +81,62 @@ def _windows(data: np.ndarray, starts: np.ndarray, length: int) -> torch.Tensor:
     return torch.from_numpy(data[idx].astype(np.int64))
 
 
+def _gather(parts: Sequence[np.ndarray], part: np.ndarray, starts: np.ndarray, length: int) -> torch.Tensor:
+    """Windows ``parts[part[k]][starts[k] : starts[k] + length]`` in order, as one int64 tensor."""
+    out = torch.empty((len(starts), length), dtype=torch.int64)
+    for i in np.unique(part):
+        sel = np.flatnonzero(part == i)
+        out[torch.from_numpy(sel)] = _windows(parts[int(i)], starts[sel], length)
+    return out
+
+
+def _parts(x: np.ndarray | Sequence[np.ndarray]) -> list[np.ndarray]:
+    return [x] if isinstance(x, np.ndarray) else list(x)
+
+
 @dataclass
 class ArrayTokenSource:
-    """A token source over an in-memory (or memory-mapped) train array and a held-out validation array.
+    """A token source over in-memory or memory-mapped token arrays: a training split and a held-out
+    validation split, each one array or a list of shards (windows never cross a shard boundary).
 
-    Training windows start at uniformly random offsets drawn from ``np.random.default_rng([seed, step])``;
-    validation windows are ``ceil(n_tokens / seq_len)`` non-overlapping-if-possible windows at evenly
-    spaced offsets over the whole validation split (deterministic, the same for every run).
+    Training windows follow `scaling.order`: each epoch visits every window of seq_len + 1 tokens once, in a
+    seeded pseudorandom order, so a run below one epoch never repeats a training token. Validation windows
+    are ``ceil(n_tokens / seq_len)`` non-overlapping-if-possible windows at evenly spaced offsets over the
+    whole validation split (deterministic, the same for every run).
     """
 
     name: str
-    train: np.ndarray
-    val: np.ndarray
+    train: np.ndarray | Sequence[np.ndarray]
+    val: np.ndarray | Sequence[np.ndarray]
     vocab_size: int
     meta: dict = field(default_factory=dict)
 
     @property
     def n_train_tokens(self) -> int:
-        return int(self.train.shape[0])
+        return sum(int(a.shape[0]) for a in _parts(self.train))
 
     @property
     def n_val_tokens(self) -> int:
-        return int(self.val.shape[0])
+        return sum(int(a.shape[0]) for a in _parts(self.val))
 
     def train_batch(self, step: int, batch_size: int, seq_len: int, seed: int) -> torch.Tensor:
-        """int64 [batch_size, seq_len + 1] random training windows; deterministic in (step, seed)."""
-        if seq_len + 1 > self.n_train_tokens:
+        """int64 [batch_size, seq_len + 1] training windows number step·batch_size ... of the epoch order
+        (`scaling.order.window_starts`); deterministic in (step, seed)."""
+        parts = _parts(self.train)
+        if windows_per_epoch([a.shape[0] for a in parts], seq_len).sum() < 1:
             raise UserError(
                 f"seq_len {seq_len} is longer than the training split of {self.name} "
                 f"({self.n_train_tokens} tokens)"
             )
-        rng = np.random.default_rng([int(seed), int(step)])
-        starts = rng.integers(0, self.n_train_tokens - seq_len, size=batch_size)
-        return _windows(self.train, starts, seq_len + 1)
+        samples = np.arange(step * batch_size, (step + 1) * batch_size, dtype=np.int64)
+        part, starts = window_starts([a.shape[0] for a in parts], seq_len, seed, samples)
+        return _gather(parts, part, starts, seq_len + 1)
 
     def val_batches(self, batch_size: int, seq_len: int, n_tokens: int) -> list[torch.Tensor]:
         """Fixed validation batches covering about ``n_tokens`` predicted tokens (capped by the split)."""
-        span = self.n_val_tokens - seq_len  # number of valid start offsets
+        parts = _parts(self.val)
+        spans = np.array([max(0, int(a.shape[0]) - seq_len) for a in parts])  # valid start offsets per shard
+        span = int(spans.sum())
         if span < 1:
             raise UserError(
                 f"seq_len {seq_len} is longer than the validation split of {self.name} "
@@ -119,16 +144,22 @@ class ArrayTokenSource:
             )
         n_windows = max(1, math.ceil(n_tokens / seq_len))
         n_windows = min(n_windows, max(1, self.n_val_tokens // (seq_len + 1)), span)
-        starts = np.linspace(0, span - 1, n_windows).round().astype(np.int64)
-        windows = _windows(self.val, starts, seq_len + 1)
+        flat = np.linspace(0, span - 1, n_windows).round().astype(np.int64)
+        bounds = np.concatenate([[0], np.cumsum(spans)])
+        part = np.searchsorted(bounds, flat, side="right") - 1
+        windows = _gather(parts, part, flat - bounds[part], seq_len + 1)
         return list(torch.split(windows, batch_size))
 
     @functools.cached_property
     def _entropy(self) -> dict[str, float]:
-        return {
-            "train": unigram_entropy(self.train, self.vocab_size),
-            "val": unigram_entropy(self.val, self.vocab_size),
-        }
+        def counts(x: np.ndarray | Sequence[np.ndarray]) -> np.ndarray:
+            total = np.zeros(self.vocab_size, dtype=np.float64)
+            for a in _parts(x):
+                for i in range(0, a.shape[0], 1 << 26):  # stream memory-mapped shards in 64M-token chunks
+                    total += np.bincount(np.asarray(a[i : i + (1 << 26)]), minlength=self.vocab_size)
+            return total
+
+        return {"train": _entropy_of(counts(self.train)), "val": _entropy_of(counts(self.val))}
 
     def unigram_entropy(self, split: str = "train") -> float:
         """Unigram entropy (nats/token) of the ``train`` or ``val`` split; see :func:`unigram_entropy`."""
@@ -144,6 +175,37 @@ class ArrayTokenSource:
             "n_val_tokens": self.n_val_tokens,
             **self.meta,
         }
+
+    def identity(self) -> dict:
+        """What every run records about its corpus (`corpus_identity`)."""
+        checksum = self.meta.get("checksum") or _json_sha256(self.provenance())
+        return {
+            "name": self.name,
+            "n_train_tokens": self.n_train_tokens,
+            "n_val_tokens": self.n_val_tokens,
+            "checksum": checksum,
+        }
+
+
+def _json_sha256(value: Any) -> str:
+    return hashlib.sha256(json.dumps(value, sort_keys=True, default=str).encode()).hexdigest()
+
+
+def corpus_identity(source: Any) -> dict:
+    """{name, n_train_tokens, n_val_tokens, checksum} of a token source, recorded with every run.
+
+    The checksum is the source's own (`identity()`: for token shards the SHA-256 of the shard list, see
+    `scaling.shards`) or, for a source without one, the SHA-256 of its `provenance()` as canonical JSON.
+    """
+    if hasattr(source, "identity"):
+        return dict(source.identity())
+    prov = source.provenance() if hasattr(source, "provenance") else {}
+    return {
+        "name": source.name,
+        "n_train_tokens": int(source.n_train_tokens),
+        "n_val_tokens": int(getattr(source, "n_val_tokens", 0)),
+        "checksum": _json_sha256(prov),
+    }
 
 
 # --------------------------------------------------------------------------------------------------------

@@ -13,6 +13,7 @@ A run whose loss turns NaN/inf stops early with status "diverged" and never rais
 
 from __future__ import annotations
 
+import copy
 import dataclasses
 import math
 import time
@@ -22,12 +23,13 @@ from typing import Any
 
 import torch
 
-from scaling.data import TokenSource, load_corpus
+from scaling.data import TokenSource, corpus_identity, load_corpus
 from scaling.errors import UserError
 from scaling.flops import precision_cost, training_flops
 from scaling.formats import PrecisionSpec
 from scaling.losses import LOSSES, softmax_collapse_fraction, token_loss
 from scaling.model import GPT, ModelConfig, QLinear, default_d_ff
+from scaling.schedule import COOLDOWN_SHAPES, SCHEDULES, Schedule
 
 OPTIMIZERS = ("adamw", "muon")
 
@@ -67,6 +69,20 @@ def resolve_precision(text: str, device: torch.device | None = None) -> Precisio
     return spec
 
 
+EVAL_SHARE = 0.05  # default validation budget: this fraction of the run's training compute
+
+
+def default_eval_tokens(tokens: float, n_evals: int, seq_len: int) -> int:
+    """Tokens per validation pass so that the run's n_evals passes cost EVAL_SHARE of its training compute.
+
+    A forward pass costs a third of a training step per token (2N vs 6N FLOPs, Kaplan et al. 2020), so
+    n_evals·E/3 = EVAL_SHARE·D gives E = 3·EVAL_SHARE·D / n_evals, rounded up to whole windows of seq_len
+    and kept within [16 windows, 2^20 tokens]: 18,816 tokens per pass for D = 1e6, 8 passes, seq_len 128.
+    """
+    windows = math.ceil(3.0 * EVAL_SHARE * tokens / (max(1, n_evals) * seq_len))
+    return int(min(max(16, windows) * seq_len, max(16 * seq_len, 1 << 20)))
+
+
 def default_lr(n_params: float) -> float:
     """Peak learning rate heuristic for small models: 3e-3 at N = 1e6, ∝ N^(−1/4), clipped to [3e-4, 6e-3]."""
     return float(min(6e-3, max(3e-4, 3e-3 * (1e6 / n_params) ** 0.25)))
@@ -93,10 +109,14 @@ class TrainConfig:
     betas: tuple[float, float] = (0.9, 0.95)
     warmup_frac: float = 0.1
     min_lr_frac: float = 0.1
+    schedule: str = "cosine"  # "cosine" | "wsd" (warmup-stable-decay), see scaling/schedule.py
+    warmup_tokens: float | None = None  # warmup length in tokens; None: warmup_frac of the run
+    cooldown_frac: float = 0.2  # wsd: fraction of the run spent in the final decay
+    cooldown_shape: str = "1-sqrt"  # wsd: "1-sqrt" or "linear"
     grad_clip: float = 1.0
     loss: str = "ce"
     data: str = "default"
-    eval_tokens: int = 131_072
+    eval_tokens: int | None = None  # tokens per validation pass; None: default_eval_tokens (in proportion)
     n_evals: int = 8  # validation evaluations spread over training (the last one at the end)
     seed: int = 0
     threads: int | None = None  # torch intra-op threads; None leaves torch's default
@@ -119,6 +139,22 @@ class TrainConfig:
             raise UserError(f"device must be auto, cpu, cuda or cuda:N, got {self.device!r}")
         if self.lr is not None and not self.lr > 0:
             raise UserError(f"lr must be positive, got {self.lr}")
+        if self.schedule not in SCHEDULES:
+            raise UserError(f"schedule must be one of {', '.join(SCHEDULES)}, got {self.schedule!r}")
+        if self.cooldown_shape not in COOLDOWN_SHAPES:
+            raise UserError(
+                f"cooldown_shape must be one of {', '.join(COOLDOWN_SHAPES)}, got {self.cooldown_shape!r}"
+            )
+        if not 0.0 <= self.cooldown_frac <= 1.0:
+            raise UserError(f"cooldown_frac must be in [0, 1], got {self.cooldown_frac}")
+        if self.warmup_tokens is not None and not self.warmup_tokens > 0:
+            raise UserError(f"warmup_tokens must be positive, got {self.warmup_tokens}")
+        if self.n_evals < 1:
+            raise UserError(f"n_evals must be at least 1, got {self.n_evals}")
+        if self.eval_tokens is None:
+            self.eval_tokens = default_eval_tokens(self.tokens, self.n_evals, self.seq_len)
+        elif self.eval_tokens < 1:
+            raise UserError(f"eval_tokens must be positive, got {self.eval_tokens}")
         PrecisionSpec.parse(self.precision)  # fail early on a bad spec
         self.betas = tuple(self.betas)  # type: ignore[assignment]
 
@@ -142,6 +178,19 @@ class TrainConfig:
     @property
     def n_steps(self) -> int:
         return max(1, round(self.tokens / (self.batch_size * self.seq_len)))
+
+    def lr_schedule(self) -> Schedule:
+        """The learning-rate schedule of this run (scaling/schedule.py): warmup of warmup_tokens (else
+        warmup_frac of the steps), then cosine decay or, for wsd, a cooldown of cooldown_frac of the steps."""
+        n = self.n_steps
+        if self.warmup_tokens is not None:
+            warmup = max(1, round(self.warmup_tokens / (self.batch_size * self.seq_len)))
+        else:
+            warmup = max(1, round(self.warmup_frac * n))
+        cooldown = round(self.cooldown_frac * n) if self.schedule == "wsd" else 0
+        if self.schedule == "wsd" and self.cooldown_frac > 0:
+            cooldown = max(1, cooldown)
+        return Schedule(self.schedule, n, warmup, self.min_lr_frac, cooldown, self.cooldown_shape)
 
 
 @dataclass
@@ -169,6 +218,8 @@ class RunResult:
     tokens_per_s: float
     max_abs_logit: float
     softmax_collapse: float
+    eval_flops: float = 0.0  # FLOPs of the validation passes (forward only)
+    eval_fraction: float = 0.0  # eval_flops / (flops + eval_flops)
     train_curve: list[tuple[int, float]] = field(default_factory=list)
     val_curve: list[tuple[int, float]] = field(default_factory=list)
     shape: dict[str, Any] = field(default_factory=dict)
@@ -178,7 +229,9 @@ class RunResult:
     def columns(self) -> dict[str, Any]:
         """The result-store columns this run determines (docs/results_schema.md): N, N_total, D, the resolved
         precision's precision/P_*/fmt_* columns, optimizer, seed, flops, cost, status, loss, wall_time,
-        tokens_per_s, epochs, lr, d_model, n_layers. Shared by every kind of sweep run."""
+        tokens_per_s, epochs, lr, d_model, n_layers, the schedule, the share of compute spent on
+        validation (eval_fraction) and the corpus identity (corpus, corpus_tokens, corpus_checksum).
+        Shared by every kind of sweep run."""
         cfg = self.config
         return {
             "N": self.n_params,
@@ -197,6 +250,11 @@ class RunResult:
             "lr": cfg.lr if cfg.lr is not None else default_lr(self.n_params),
             "d_model": self.shape["d_model"],
             "n_layers": self.shape["n_layers"],
+            "schedule": cfg.schedule,
+            "eval_fraction": self.eval_fraction,
+            "corpus": self.data.get("name", ""),
+            "corpus_tokens": self.data.get("n_train_tokens", 0),
+            "corpus_checksum": self.data.get("checksum", ""),
         }
 
     def to_dict(self) -> dict[str, Any]:
@@ -261,15 +319,6 @@ def build_optimizers(model: GPT, cfg: TrainConfig, lr: float) -> list[torch.opti
     return opts
 
 
-def lr_factor(step: int, n_steps: int, warmup_frac: float, min_frac: float) -> float:
-    """Linear warmup over the first warmup_frac of steps, then cosine decay from 1 to min_frac."""
-    warmup = max(1, round(warmup_frac * n_steps))
-    if step < warmup:
-        return (step + 1) / warmup
-    progress = (step - warmup) / max(1, n_steps - warmup)
-    return min_frac + (1 - min_frac) * 0.5 * (1 + math.cos(math.pi * min(1.0, progress)))
-
-
 def _downsample(points: list[tuple[int, float]], n: int = 100) -> list[tuple[int, float]]:
     """Average the curve into at most n bins (keeps its shape, drops the noise)."""
     if len(points) <= n:
@@ -282,12 +331,52 @@ def _downsample(points: list[tuple[int, float]], n: int = 100) -> list[tuple[int
     return out
 
 
-def train(
-    cfg: TrainConfig,
-    data: TokenSource | None = None,
-    on_step: Callable[[int, int, float], None] | None = None,
-) -> RunResult:
-    """Train one model as `cfg` says and return its result (status "diverged" instead of raising on NaN)."""
+@dataclass
+class TrainState:
+    """A run in progress: the model, its optimizers and what has been measured so far. `train` is
+    `start_run` → `run_steps` → `finish_run`; `scaling.branches` forks states (`fork`) at cooldown starts."""
+
+    cfg: TrainConfig
+    data: TokenSource
+    device: torch.device
+    model: GPT
+    opts: list[torch.optim.Optimizer]
+    val_batches: list[torch.Tensor]
+    start: float  # perf_counter at the start of the run (inherited by forks)
+    step: int = 0  # optimizer steps done
+    status: str = "ok"
+    train_time: float = 0.0  # seconds inside optimizer steps
+    eval_tokens: int = 0  # tokens scored by validation passes so far (for the evaluation share of compute)
+    last_eval: EvalStats = field(default_factory=lambda: EvalStats(math.nan, math.nan, math.nan))
+    train_curve: list[tuple[int, float]] = field(default_factory=list)
+    val_curve: list[tuple[int, float]] = field(default_factory=list)
+
+    def evaluate(self) -> EvalStats:
+        """One validation pass on this run's fixed batches (recorded in the curve and the eval budget)."""
+        self.last_eval = evaluate(self.model, self.val_batches, self.cfg.loss)
+        self.eval_tokens += sum(b[:, 1:].numel() for b in self.val_batches)
+        self.val_curve.append((self.step - 1, self.last_eval.loss))
+        if not math.isfinite(self.last_eval.loss):
+            self.status = "diverged"
+        return self.last_eval
+
+    def fork(self, cfg: TrainConfig) -> TrainState:
+        """An independent copy (model and optimizer state deep-copied) that continues as `cfg` says; `cfg`
+        must describe the same model and data (scaling.branches checks it)."""
+        model, opts = copy.deepcopy((self.model, self.opts))
+        return dataclasses.replace(
+            self,
+            cfg=cfg,
+            model=model,
+            opts=opts,
+            val_batches=self.data.val_batches(cfg.batch_size, cfg.seq_len, cfg.eval_tokens),
+            train_curve=list(self.train_curve),
+            val_curve=list(self.val_curve),
+        )
+
+
+def start_run(cfg: TrainConfig, data: TokenSource | None = None) -> TrainState:
+    """Build the model and optimizers of `cfg` (seeded) and its validation batches; no step taken."""
     start = time.perf_counter()
     if cfg.threads:
         torch.set_num_threads(cfg.threads)
@@ -298,75 +387,97 @@ def train(
     lr = cfg.lr if cfg.lr is not None else default_lr(model.n_params())
     opts = build_optimizers(model, cfg, lr)
     val_batches = data.val_batches(cfg.batch_size, cfg.seq_len, cfg.eval_tokens)
-    n_steps = cfg.n_steps
-    eval_at = {round(n_steps * (i + 1) / cfg.n_evals) - 1 for i in range(cfg.n_evals)}
-    train_curve: list[tuple[int, float]] = []
-    val_curve: list[tuple[int, float]] = []
-    last_eval = EvalStats(math.nan, math.nan, math.nan)
-    status, train_time, steps_done = "ok", 0.0, 0
     model.train()
-    for step in range(n_steps):
+    return TrainState(cfg, data, device, model, opts, val_batches, start)
+
+
+def run_steps(
+    state: TrainState,
+    until: int,
+    schedule: Schedule | None = None,
+    eval_at: set[int] | frozenset[int] = frozenset(),
+    on_step: Callable[[int, int, float], None] | None = None,
+) -> TrainState:
+    """Take optimizer steps state.step .. until − 1 at the learning rates of `schedule` (default: the
+    config's), evaluating after every step in `eval_at`; stops early when the loss turns NaN/inf."""
+    cfg, model, opts = state.cfg, state.model, state.opts
+    schedule = schedule or cfg.lr_schedule()
+    while state.step < until and state.status == "ok":
+        step = state.step
         t0 = time.perf_counter()
-        factor = lr_factor(step, n_steps, cfg.warmup_frac, cfg.min_lr_frac)
+        factor = schedule.factor(step)
         for opt in opts:
             for group in opt.param_groups:
                 group["lr"] = group["peak_lr"] * factor
-        batch = data.train_batch(step, cfg.batch_size, cfg.seq_len, cfg.seed).to(device, non_blocking=True)
+        batch = state.data.train_batch(step, cfg.batch_size, cfg.seq_len, cfg.seed)
+        batch = batch.to(state.device, non_blocking=True)
         x, y = batch[:, :-1], batch[:, 1:]
         with autocast_for(model):
             logits = model(x)
         loss = token_loss(cfg.loss, logits, y)
         loss_value = loss.item()
         if not math.isfinite(loss_value):
-            status = "diverged"
+            state.status = "diverged"
             break
         loss.backward()
         torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip)
         for opt in opts:
             opt.step()
             opt.zero_grad(set_to_none=True)
-        train_time += time.perf_counter() - t0
-        steps_done = step + 1
-        train_curve.append((step, loss_value))
+        state.train_time += time.perf_counter() - t0
+        state.step = step + 1
+        state.train_curve.append((step, loss_value))
         if on_step is not None:
-            on_step(step, n_steps, loss_value)
+            on_step(step, schedule.n_steps, loss_value)
         if step in eval_at:
-            last_eval = evaluate(model, val_batches, cfg.loss)
-            val_curve.append((step, last_eval.loss))
-            if not math.isfinite(last_eval.loss):
-                status = "diverged"
-                break
-    if status != "ok":
+            state.evaluate()
+    return state
+
+
+def finish_run(state: TrainState) -> RunResult:
+    """The run's result: a final validation pass (unless the last step was just evaluated), FLOPs, cost,
+    epochs, and the share of compute that validation took."""
+    cfg, model = state.cfg, state.model
+    if state.status != "ok":
         final = EvalStats(math.nan, math.nan, math.nan)
-    elif val_curve and val_curve[-1][0] == n_steps - 1:  # the last step was just evaluated: reuse it
-        final = last_eval
+    elif state.val_curve and state.val_curve[-1][0] == state.step - 1:  # just evaluated: reuse it
+        final = state.last_eval
     else:
-        final = evaluate(model, val_batches, cfg.loss)
-    if status == "ok" and not math.isfinite(final.loss):
-        status = "diverged"
+        final = state.evaluate()
+    if state.status == "ok" and not math.isfinite(final.loss):
+        state.status = "diverged"
     spec, mc = model.config.precision, model.config
-    tokens = steps_done * cfg.batch_size * cfg.seq_len
+    tokens = state.step * cfg.batch_size * cfg.seq_len
     n_params = model.n_params()
-    finite_vals = [v for _, v in val_curve if math.isfinite(v)]
+    flops = training_flops(n_params, max(tokens, 1), mc.n_layers, mc.d_model, mc.seq_len)
+    # a forward pass is a third of a training step's FLOPs per token (2N + attention vs 6N + attention)
+    eval_flops = (
+        training_flops(n_params, state.eval_tokens, mc.n_layers, mc.d_model, mc.seq_len) / 3
+        if state.eval_tokens
+        else 0.0
+    )
+    finite_vals = [v for _, v in state.val_curve if math.isfinite(v)]
     return RunResult(
         config=cfg,
         precision=spec.name,
-        status=status,
+        status=state.status,
         val_loss=final.loss,
         best_val_loss=min(finite_vals) if finite_vals else math.nan,
         n_params=n_params,
         n_params_total=model.n_params_total(),
         tokens=tokens,
-        flops=training_flops(n_params, max(tokens, 1), mc.n_layers, mc.d_model, mc.seq_len),
+        flops=flops,
         cost=precision_cost(n_params, max(tokens, 1), spec.bits("w")),
-        epochs=tokens / data.n_train_tokens,
-        steps=steps_done,
-        wall_time=time.perf_counter() - start,
-        tokens_per_s=tokens / train_time if train_time > 0 else 0.0,
+        epochs=tokens / state.data.n_train_tokens,
+        steps=state.step,
+        wall_time=time.perf_counter() - state.start,
+        tokens_per_s=tokens / state.train_time if state.train_time > 0 else 0.0,
         max_abs_logit=final.max_abs_logit,
         softmax_collapse=final.softmax_collapse,
-        train_curve=_downsample(train_curve),
-        val_curve=val_curve,
+        eval_flops=eval_flops,
+        eval_fraction=eval_flops / (flops + eval_flops),
+        train_curve=_downsample(state.train_curve),
+        val_curve=state.val_curve,
         shape={
             "d_model": mc.d_model,
             "n_layers": mc.n_layers,
@@ -376,6 +487,22 @@ def train(
             "seq_len": mc.seq_len,
             "mlp": mc.mlp,
         },
-        data={"name": data.name, "n_train_tokens": data.n_train_tokens},
+        data=corpus_identity(state.data),
         model=model,
     )
+
+
+def eval_steps(n_steps: int, n_evals: int) -> set[int]:
+    """0-based steps after which a run of n_steps evaluates: n_evals spread evenly, the last at the end."""
+    return {round(n_steps * (i + 1) / n_evals) - 1 for i in range(n_evals)}
+
+
+def train(
+    cfg: TrainConfig,
+    data: TokenSource | None = None,
+    on_step: Callable[[int, int, float], None] | None = None,
+) -> RunResult:
+    """Train one model as `cfg` says and return its result (status "diverged" instead of raising on NaN)."""
+    state = start_run(cfg, data)
+    run_steps(state, cfg.n_steps, eval_at=eval_steps(cfg.n_steps, cfg.n_evals), on_step=on_step)
+    return finish_run(state)

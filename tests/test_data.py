@@ -142,3 +142,30 @@ def test_bad_specs(tmp_path):
         src.train_batch(0, 1, 10, 0)
     with pytest.raises(UserError, match="longer than the validation split"):
         src.val_batches(1, 5, 10)
+
+
+@pytest.mark.parametrize("n", [1, 2, 5, 97, 1024, 4099])
+def test_feistel_permutation_is_a_bijection(n: int) -> None:
+    from scaling.order import feistel_permute
+
+    out = feistel_permute(np.arange(n), n, seed=3, epoch=0)
+    assert sorted(out.tolist()) == list(range(n))
+    if n > 50:  # a shuffle, not the identity, and another epoch is another order
+        assert (out != np.arange(n)).mean() > 0.9
+        assert not np.array_equal(out, feistel_permute(np.arange(n), n, seed=3, epoch=1))
+
+
+def test_one_epoch_predicts_every_training_token_at_most_once() -> None:
+    shards = [np.arange(6_000, dtype=np.int64), np.arange(20_000, 24_000, dtype=np.int64)]
+    src = ArrayTokenSource("ids", shards, shards[0][:100], vocab_size=65_536)
+    seq, batch = 16, 8
+    per_epoch = (6_000 - seq) // seq + (4_000 - seq) // seq
+    steps = per_epoch // batch
+    targets = torch.cat([src.train_batch(s, batch, seq, seed=1)[:, 1:] for s in range(steps)]).flatten()
+    assert targets.unique().numel() == targets.numel()  # no token predicted twice within the epoch
+    assert targets.numel() >= 0.95 * src.n_train_tokens
+    for row in src.train_batch(3, batch, seq, seed=1):  # windows never cross the shard boundary
+        assert row[-1] - row[0] == seq
+    assert torch.equal(src.train_batch(5, batch, seq, 1), src.train_batch(5, batch, seq, 1))
+    nxt = src.train_batch(steps + 1, batch, seq, seed=1)  # the second epoch starts over, shifted
+    assert nxt.shape == (batch, seq + 1)

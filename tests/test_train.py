@@ -11,7 +11,8 @@ import torch
 
 from scaling.data import ArrayTokenSource
 from scaling.errors import UserError
-from scaling.train import TrainConfig, evaluate_loss, lr_factor, native_bf16, resolve_precision, train
+from scaling.schedule import lr_factor
+from scaling.train import TrainConfig, evaluate_loss, native_bf16, resolve_precision, train
 
 
 @pytest.fixture(scope="module")

@@ -9,11 +9,13 @@ The public API (docs/api.md walks through it)::
     fits.predict(res, {"N": [1e9], "D": [2e10]}).table   # prediction, lower, upper
     fits.recommend(1e21, fit=res).best                   # N, D and precision for a budget
     fits.backtest(runs, "chinchilla").table              # fit small runs, predict the larger ones
+    res = fits.fit_auto(runs)                            # the form that backtests best (--law auto)
     law, params = fits.published("kumar2024")            # published constants, no data needed
 
 Only numpy is imported with the package; pandas, scipy and matplotlib load when a function needs them.
 """
 
+import fits.forms  # noqa: F401  (registers chinchilla-tied, gadre2024, kaplan2020, muennighoff2023)
 from fits.backtest import BacktestResult, backtest
 from fits.dataset import FitData, fit_data, read_table
 from fits.law import Law, Param
@@ -22,6 +24,7 @@ from fits.pipeline import fit
 from fits.prediction import Prediction, predict
 from fits.recommendation import Recommendation, recommend
 from fits.results import FitResult, Summary
+from fits.selection import Selection, fit_auto, select_law
 
 __all__ = [
     "BacktestResult",
@@ -31,9 +34,11 @@ __all__ = [
     "Param",
     "Prediction",
     "Recommendation",
+    "Selection",
     "Summary",
     "backtest",
     "fit",
+    "fit_auto",
     "fit_data",
     "get_law",
     "list_laws",
@@ -42,4 +47,5 @@ __all__ = [
     "read_table",
     "recommend",
     "register_law",
+    "select_law",
 ]

@@ -1,0 +1,259 @@
+"""`--law auto`: fit every candidate law form the columns allow and choose the one that backtests best.
+
+`select_law(data)` takes the candidate forms (`fits.forms.AUTO_CANDIDATES`: chinchilla, chinchilla-tied,
+kaplan2020, muennighoff2023 when unique tokens U are present), keeps those whose inputs the table has and
+that select the same rows and target, and runs a leave-future-out backtest of each on the rows it is given
+(`fits.backtest` in point-fit mode, `n_boot=0`) at the cuts nearest the extrapolation a fit is asked
+for: fit below the 70th and the 80th compute percentile, predict every run above (`SELECTION_CUTS`).
+The score is the mean over the cuts of the median relative error |ŷ − y|/y of each cut (each cut counts
+once, however many runs it predicts); the lowest score wins and ties go to the earlier candidate. Only the
+rows handed to the fit are used, so a holdout or an outer backtest never informs the choice. The same rule
+for every data set: there are no per-dataset settings.
+
+How the rule was chosen (docs/benchmarks.md, "Extrapolation"): on the public data sets of the benchmark,
+the pooled median over cuts 0.5–0.8 and one-standard-error rules were compared with this one; cuts 0.5
+and 0.6 extrapolate much further than a fit is used for and their many points dominated a pooled score.
+Averaging the predictions of several forms was compared too and was not better than choosing one on every
+family, so the selection chooses one form. The benchmark is therefore not an independent test of the
+rule itself (four data families); the forms and the rule carry no constants fitted to any of them.
+
+This is model selection by out-of-sample prediction of the *future* (larger runs), the test the law is
+used for (Hoffmann et al. 2022 §3.4, Besiroglu et al. 2024 §4, Porian et al. 2024), rather than by
+in-sample fit (AIC/BIC favour flexible forms that extrapolate worse). `fit_auto(data, ...)` then fits the
+chosen law with `fits.fit` and records the choice and the comparison table in the result (options
+`law_selection`, metrics `selection`), which fit.json keeps.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+import warnings
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from fits.backtest import backtest
+from fits.dataset import FitData, fit_data
+from fits.forms import AUTO_CANDIDATES
+from fits.law import Law
+from fits.laws import get_law
+from scaling.errors import UserError
+
+__all__ = ["AUTO", "CRITERION", "SELECTION_CUTS", "Selection", "fit_auto", "is_auto", "select_law"]
+
+AUTO = "auto"
+SELECTION_CUTS = (0.7, 0.8)
+"""Compute quantiles below which each candidate is fitted in the selection backtest."""
+CRITERION = "mean over cuts of the median relative error"
+
+
+def is_auto(law: Any) -> bool:
+    """Whether `law` asks for automatic selection (`"auto"`)."""
+    return isinstance(law, str) and law == AUTO
+
+
+@dataclass
+class Selection:
+    """The outcome of `select_law`: the chosen `law` and its `data`, and one row per candidate in `rows`
+    (law, equation, free parameters, rows, `score` (the criterion), pooled backtest median / max / mean
+    signed relative error, seconds, chosen, note)."""
+
+    law: Law
+    data: FitData
+    rows: list[dict[str, Any]]
+    cuts: tuple[float, ...]
+    by: str
+    criterion: str = CRITERION
+    seconds: float = 0.0
+    notes: list[str] = field(default_factory=list)
+
+    @property
+    def table(self) -> Any:
+        """The comparison as a pandas DataFrame (one row per candidate)."""
+        import pandas as pd
+
+        return pd.DataFrame(self.rows)
+
+    def to_dict(self) -> dict[str, Any]:
+        from fits.results import _enc
+
+        return _enc(
+            {
+                "chosen": self.law.name,
+                "criterion": f"lowest {self.criterion} (leave-future-out backtest by {self.by})",
+                "cuts": list(self.cuts),
+                "seconds": self.seconds,
+                "candidates": self.rows,
+                "notes": self.notes,
+            }
+        )
+
+    def as_text(self) -> str:
+        """The comparison table printed by `scalefit fit --law auto`."""
+        head = (
+            f"law selection: leave-future-out backtest by {self.by} on the fitted rows "
+            f"(cuts {', '.join(f'{c:g}' for c in self.cuts)}; point fits), lowest median error wins"
+        )
+        lines = [
+            head,
+            f"  {'law':<17}{'params':>7}{'med err':>9}{'max err':>9}{'signed':>9}{'time':>7}  note",
+        ]
+        for r in self.rows:
+            mark = "*" if r["chosen"] else " "
+            lines.append(
+                f"{mark} {r['law']:<17}{_int(r['n_params']):>7}{_pct(r['score']):>8}"
+                f"{_pct(r['median_rel_error']):>9}"
+                f"{_pct(r['max_rel_error']):>9}{_pct(r['mean_signed_rel_error'], True):>9}"
+                f"{r['seconds']:>6.1f}s  {r['note']}"
+            )
+        lines.append(
+            "score = mean over cuts of the median |ŷ − y|/y; med/max err and signed pooled over the cuts"
+        )
+        lines.append(f"chosen: {self.law.name}   {self.law.equation}   [{self.law.citation}]")
+        lines += [f"note: {n}" for n in self.notes]
+        return "\n".join(lines)
+
+    def __str__(self) -> str:
+        return self.as_text()
+
+
+def _pct(x: Any, signed: bool = False) -> str:
+    if x is None or not math.isfinite(x):
+        return "-"
+    return f"{100 * x:+.2f}%" if signed else f"{100 * x:.2f}%"
+
+
+def _int(x: Any) -> str:
+    return "-" if x is None else str(x)
+
+
+def _n_free(law: Law) -> int:
+    return len(law.param_names) - len(law.default_ties)
+
+
+def _same_rows(a: FitData, b: FitData) -> bool:
+    return a.y.shape == b.y.shape and np.array_equal(a.y, b.y) and np.array_equal(a.compute, b.compute)
+
+
+def _candidate_data(table: Any, names: Sequence[str | Law], ptq_method: str | None) -> list[tuple]:
+    """(law, FitData or None, note) per candidate: None when the law cannot be fitted to this table
+    (missing columns, too few rows or distinct values) or would fit other rows than the first candidate
+    that can (laws are compared on the same rows only)."""
+    out, ref = [], None
+    for name in names:
+        law = get_law(name)
+        try:
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")  # the caller reports dropped rows once, for the chosen law
+                data = fit_data(table, law, ptq_method)
+        except UserError as exc:
+            out.append((law, None, str(exc)))
+            continue
+        if ref is not None and not _same_rows(ref, data):
+            out.append((law, None, f"selects other rows ({data.n_rows} vs {ref.n_rows})"))
+            continue
+        ref = ref or data
+        out.append((law, data, ""))
+    return out
+
+
+def select_law(
+    data: Any,
+    *,
+    candidates: Iterable[str | Law] = AUTO_CANDIDATES,
+    cuts: Iterable[float] = SELECTION_CUTS,
+    by: str = "compute",
+    ptq_method: str | None = None,
+    progress: Callable[[str], None] | None = None,
+    **fit_options: Any,
+) -> Selection:
+    """Choose a law for `data` (a DataFrame of runs or a path) by leave-future-out backtest (module
+    docstring). `candidates`: law names or `Law` objects (default `fits.forms.AUTO_CANDIDATES`);
+    `fit_options` (huber_delta, fixed, tied, n_refine) go to every candidate's fits."""
+    say = progress or (lambda _msg: None)
+    if isinstance(data, str) or hasattr(data, "__fspath__"):
+        from fits.dataset import read_table
+
+        data = read_table(data)
+    if not hasattr(data, "columns"):
+        raise UserError(
+            f"law auto needs the table of runs (a DataFrame or a path), got {type(data).__name__}",
+            param="data",
+        )
+    cuts = tuple(float(c) for c in cuts)
+    t0 = time.perf_counter()
+    rows: list[dict[str, Any]] = []
+    fitted: list[tuple[Law, FitData, float]] = []
+    notes: list[str] = []
+    prepared = _candidate_data(data, list(candidates), ptq_method)
+    for law, rows_data, why in prepared:
+        row = {"law": law.name, "equation": law.equation, "n_params": _n_free(law), "rows": None,
+               "score": math.nan, "median_rel_error": math.nan, "max_rel_error": math.nan,
+               "mean_signed_rel_error": math.nan, "seconds": 0.0, "chosen": False, "note": why}  # fmt: skip
+        if rows_data is not None:
+            say(f"backtesting {law.name} on {rows_data.n_rows} rows")
+            t1 = time.perf_counter()
+            try:
+                bt = backtest(rows_data, rows_data.law or law, cuts=cuts, by=by, n_boot=0, **fit_options)
+            except UserError as exc:
+                row["note"] = f"backtest failed: {exc}"
+            else:
+                row.update({k: bt.overall[k] for k in ("median_rel_error", "max_rel_error")})
+                row["mean_signed_rel_error"] = bt.overall["mean_signed_rel_error"]
+                row["score"] = float(np.mean(bt.table["median_rel_error"]))
+                row["rows"] = rows_data.n_rows
+                row["note"] = "; ".join(bt.skipped)
+                if math.isfinite(row["score"]):
+                    fitted.append((law, rows_data, row["score"]))
+            row["seconds"] = time.perf_counter() - t1
+        rows.append(row)
+    if not fitted:
+        reasons = "; ".join(f"{r['law']}: {r['note']}" for r in rows)
+        raise UserError(
+            f"law auto: no candidate law could be backtested on these rows ({reasons})", param="law"
+        )
+    best = min(range(len(fitted)), key=lambda i: fitted[i][2])  # first of equal scores wins
+    law, chosen_data, _ = fitted[best]
+    for row in rows:
+        row["chosen"] = row["law"] == law.name
+    return Selection(
+        law=chosen_data.law or law,
+        data=chosen_data,
+        rows=rows,
+        cuts=cuts,
+        by=by,
+        seconds=time.perf_counter() - t0,
+        notes=notes,
+    )
+
+
+def fit_auto(
+    data: Any,
+    *,
+    candidates: Iterable[str | Law] = AUTO_CANDIDATES,
+    ptq_method: str | None = None,
+    progress: Callable[[str], None] | None = None,
+    **fit_kwargs: Any,
+) -> Any:
+    """`select_law(data)`, then `fits.fit` of the chosen law with `fit_kwargs` (n_boot, seed, holdout,
+    alpha, huber_delta, fixed, tied, ...). The result's options gain `law_selection` ("auto" and the
+    chosen law) and its metrics `selection` (`Selection.to_dict()`, the comparison table)."""
+    from fits.pipeline import fit
+
+    for key in ("fixed", "tied"):
+        if fit_kwargs.get(key) is not None and (key == "tied" or fit_kwargs[key]):
+            raise UserError(f"{key} names parameters of one law: choose the law instead of auto", param=key)
+    select_options = {k: fit_kwargs[k] for k in ("huber_delta", "n_refine") if k in fit_kwargs}
+    sel = select_law(data, candidates=candidates, ptq_method=ptq_method, progress=progress, **select_options)
+    result = fit(sel.data, sel.law, ptq_method=ptq_method, progress=progress, **fit_kwargs)
+    record_selection(result, sel)
+    return result
+
+
+def record_selection(result: Any, selection: Selection) -> None:
+    """Store the choice and the comparison table in a FitResult (kept in fit.json)."""
+    result.options["law_selection"] = {"requested": AUTO, "chosen": selection.law.name}
+    result.metrics["selection"] = selection.to_dict()

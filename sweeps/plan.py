@@ -106,12 +106,14 @@ def plan(spec: SweepSpec) -> list[PlannedRun]:
         (n, d, precision, *rest)
         for n, d, precisions in pairs
         for precision in precisions
-        for rest in itertools.product(spec.optimizer, spec.seed, spec.lr_mult, bios_axes)
+        for rest in itertools.product(spec.optimizer, spec.seed, spec.lr_mult, bios_axes, _variant_axes(spec))
     ]
-    for n, d, precision, optimizer, seed, mult, (people, exposures) in combos:
+    for n, d, precision, optimizer, seed, mult, (people, exposures), variant in combos:
         tokens = _round_tokens(d, batch, seq) if d else batch * seq
+        model_fields = _model_fields(n, variant, base)
         cfg = TrainConfig(
             **base,
+            **model_fields,
             n=n,
             tokens=float(tokens),
             precision=precision,
@@ -129,7 +131,10 @@ def plan(spec: SweepSpec) -> list[PlannedRun]:
             "calib_tokens": spec.calib_tokens,
         }
         if spec.task == "bios":
-            config["bios"] = {"people": people, "exposures": exposures, **spec.bios}
+            bios_variant = {k: variant[k] for k in ("junk", "domain_token") if k in variant}
+            config["bios"] = {"people": people, "exposures": exposures, **spec.bios, **bios_variant}
+        if "shape" in variant:
+            config["shape"] = variant["shape"]
         shape = cfg.model_config(vocab_size=256)
         planned_tokens = tokens if spec.task == "lm" else 0
         rid = run_id(config)
@@ -154,6 +159,22 @@ def plan(spec: SweepSpec) -> list[PlannedRun]:
             ),
         )
     return list(runs.values())
+
+
+def _variant_axes(spec: SweepSpec) -> list[dict[str, Any]]:
+    """The crossed values of the optional axes junk, domain_token, mlp and shape (only those given)."""
+    axes = {k: getattr(spec, k) for k in ("junk", "domain_token", "mlp", "shape") if getattr(spec, k)}
+    return [dict(zip(axes, values, strict=True)) for values in itertools.product(*axes.values())]
+
+
+def _model_fields(n: float, variant: dict[str, Any], base: dict[str, Any]) -> dict[str, Any]:
+    """TrainConfig fields an axis value sets: mlp, and the shape-family member nearest n (sweeps.shapes)."""
+    out: dict[str, Any] = {"mlp": variant["mlp"]} if "mlp" in variant else {}
+    if "shape" in variant:
+        from sweeps.shapes import parse_shape
+
+        out |= parse_shape(variant["shape"]).shape(n, out.get("mlp", base.get("mlp", "gelu")))
+    return out
 
 
 def _jsonable(value: Any) -> Any:

@@ -29,6 +29,10 @@ seed = [0]
 lr_mult = [1.0]              # multiplies the learning rate given by [lr]
 people = [1000]              # task = "bios" only: people in the bioS corpus
 exposures = [100]            # task = "bios" only: times each biography is seen
+junk = [0, 7]                # task = "bios" only: junk tokens per useful token (untagged junk documents)
+domain_token = [false, true] # task = "bios" only: a <bios> token on every useful document
+mlp = ["gelu", "swiglu"]     # MLP type (sets train.mlp)
+shape = ["L2-hd16"]          # shape family: layers and head width; n picks d_model (sweeps.shapes)
 
 [lr]                         # the learning-rate rule
 rule = "default"             # "default": scaling.train.default_lr(N); "fixed": value;
@@ -74,7 +78,10 @@ TABLES: dict[str, tuple[str, ...]] = {
     "sweep": ("name", "description", "task", "design"),
     "grid": ("n", "tokens", "precision"),
     "isoflop": ("budgets", "n", "min_tokens", "max_tokens"),
-    "axes": ("precision", "optimizer", "seed", "lr_mult", "people", "exposures"),
+    "axes": (
+        "precision", "optimizer", "seed", "lr_mult", "people", "exposures", "junk", "domain_token", "mlp",
+        "shape",
+    ),
     "lr": ("rule", "value", "n_ref", "alpha"),
     "train": (),  # validated against scaling.train.TrainConfig's fields
     "ptq": ("methods", "formats", "calib_tokens"),
@@ -112,6 +119,10 @@ class SweepSpec:
     lr_mult: tuple[float, ...] = (1.0,)
     people: tuple[int, ...] = ()
     exposures: tuple[int, ...] = ()
+    junk: tuple[float, ...] = ()  # bios: junk tokens per useful token (empty: [bios] decides)
+    domain_token: tuple[bool, ...] = ()  # bios (empty: [bios] decides)
+    mlp: tuple[str, ...] = ()  # empty: train.mlp
+    shape: tuple[str, ...] = ()  # shape-family labels (sweeps.shapes); empty: the default family
     lr_rule: str = "default"
     lr_value: float | None = None
     lr_n_ref: float = 1e6
@@ -214,7 +225,7 @@ def parse_spec(data: dict[str, Any], source: str = "<spec>") -> SweepSpec:
         kw["budgets"] = g.numbers("isoflop", "budgets", required=True)
         kw["n"] = g.numbers("isoflop", "n", required=True)
         kw["min_tokens"] = g.number("isoflop", "min_tokens", 0.0, allow_zero=True)
-        kw["max_tokens"] = g.number("isoflop", "max_tokens", math.inf)
+        kw["max_tokens"] = g.number("isoflop", "max_tokens", math.inf, allow_inf=True)
     kw["precision"] = tuple(_check_precision(p, where) for p in g.strings("axes", "precision", ("bf16",)))
     kw["optimizer"] = g.strings("axes", "optimizer", ("adamw",))
     kw["seed"] = g.ints("axes", "seed", (0,), minimum=0)
@@ -223,8 +234,16 @@ def parse_spec(data: dict[str, Any], source: str = "<spec>") -> SweepSpec:
         kw["people"] = g.ints("axes", "people", None, minimum=1, required=True)
         kw["exposures"] = g.ints("axes", "exposures", None, minimum=1, required=True)
         kw["bios"] = dict(data.get("bios", {}))
+        axes = data.get("axes", {})
+        if "junk" in axes:
+            kw["junk"] = g.numbers_or_zero("axes", "junk")
+        if "domain_token" in axes:
+            kw["domain_token"] = g.bools("axes", "domain_token")
+        for key in ("junk", "domain_token"):
+            if key in axes and key in kw["bios"]:
+                raise UserError(f"{where}: {key} is given both in [axes] and in [bios]; keep one")
     else:
-        for key in ("people", "exposures"):
+        for key in ("people", "exposures", "junk", "domain_token"):
             if key in data.get("axes", {}):
                 raise UserError(f"{where}: axes.{key} is only for task 'bios'")
         if "bios" in data:
@@ -237,11 +256,25 @@ def parse_spec(data: dict[str, Any], source: str = "<spec>") -> SweepSpec:
     kw["lr_n_ref"] = g.number("lr", "n_ref", 1e6)
     kw["lr_alpha"] = g.number("lr", "alpha", 0.25, allow_zero=True)
     kw["train"] = _check_train(data.get("train", {}), where)
+    if "mlp" in data.get("axes", {}):
+        kw["mlp"] = g.choices("axes", "mlp", ("gelu", "swiglu"), ())
+        if "mlp" in kw["train"]:
+            raise UserError(f"{where}: mlp is given both in [axes] and in [train]; keep one")
+    if "shape" in data.get("axes", {}):
+        from sweeps.shapes import parse_shape
+
+        try:
+            kw["shape"] = tuple(parse_shape(x).label for x in g.strings("axes", "shape", ()))
+        except UserError as exc:
+            raise UserError(f"{where}: axes.shape: {exc}") from None
+        fixed = [k for k in ("d_model", "n_layers", "n_heads", "d_ff") if k in kw["train"]]
+        if fixed:
+            raise UserError(f"{where}: axes.shape sets the model shape; remove train.{fixed[0]}")
     kw["ptq_methods"] = g.choices("ptq", "methods", PTQ_METHODS, ())
     kw["ptq_formats"] = tuple(_check_format(f, where) for f in g.strings("ptq", "formats", ()))
     if bool(kw["ptq_methods"]) != bool(kw["ptq_formats"]):
         raise UserError(f"{where}: give both ptq.methods and ptq.formats (or neither)")
-    kw["calib_tokens"] = int(g.number("ptq", "calib_tokens", 16384))
+    kw["calib_tokens"] = g.whole("ptq", "calib_tokens", 16384)
     spec = SweepSpec(**kw)
     _check_optimizers(spec, where)
     return spec
@@ -328,13 +361,23 @@ class _Getter:
         *,
         required: bool = False,
         allow_zero: bool = False,
+        allow_inf: bool = False,
     ) -> float:
         value = self._raw(table, key, default, required)
         if isinstance(value, bool) or not isinstance(value, int | float) or math.isnan(value):
             raise self.fail(table, key, "a number", value)
+        if math.isinf(value) and not allow_inf:
+            raise self.fail(table, key, "a finite number", value)
         if value < 0 or (value == 0 and not allow_zero):
             raise self.fail(table, key, "positive" if not allow_zero else "non-negative", value)
         return float(value)
+
+    def whole(self, table: str, key: str, default: int) -> int:
+        """A positive whole number (an int, or a float without fraction such as 1.6e4)."""
+        value = self.number(table, key, default)
+        if not value.is_integer():
+            raise self.fail(table, key, "a whole number", self._raw(table, key, default, False))
+        return int(value)
 
     def numbers(
         self, table: str, key: str, default: tuple[float, ...] = (), *, required: bool = False
@@ -349,6 +392,27 @@ class _Getter:
                 raise self.fail(table, key, "a non-empty list of positive finite numbers", value)
         _no_duplicates(self, table, key, value)
         return tuple(float(v) for v in value)
+
+    def numbers_or_zero(self, table: str, key: str) -> tuple[float, ...]:
+        """A non-empty list of finite numbers ≥ 0 without repeats."""
+        value = self._raw(table, key, (), True)
+        value = [value] if isinstance(value, int | float) and not isinstance(value, bool) else value
+        ok = isinstance(value, list) and value and all(
+            isinstance(v, int | float) and not isinstance(v, bool) and 0 <= v < math.inf for v in value
+        )
+        if not ok:
+            raise self.fail(table, key, "a non-empty list of numbers ≥ 0", value)
+        _no_duplicates(self, table, key, value)
+        return tuple(float(v) for v in value)
+
+    def bools(self, table: str, key: str) -> tuple[bool, ...]:
+        """A non-empty list of true/false without repeats."""
+        value = self._raw(table, key, (), True)
+        value = [value] if isinstance(value, bool) else value
+        if not isinstance(value, list) or not value or not all(isinstance(v, bool) for v in value):
+            raise self.fail(table, key, "a non-empty list of true/false", value)
+        _no_duplicates(self, table, key, value)
+        return tuple(value)
 
     def ints(
         self, table: str, key: str, default: tuple[int, ...] | None, *, minimum: int, required: bool = False
@@ -421,7 +485,16 @@ def _check_train(table: dict[str, Any], where: str) -> dict[str, Any]:
             value, ok = float(value), True
         if not ok:
             raise UserError(f"{where}: train.{key} must be of type {type(default).__name__}, got {value!r}")
+        for v in value if isinstance(value, tuple) else (value,):
+            if isinstance(v, float) and not math.isfinite(v):
+                raise UserError(f"{where}: train.{key} must be finite, got {value!r}")
         out[key] = value
+    from scaling.train import TrainConfig
+
+    try:  # the values themselves (ranges, names) as the trainer checks them, before any run is planned
+        TrainConfig(**out)
+    except UserError as exc:
+        raise UserError(f"{where}: [train] {exc}") from None
     return out
 
 

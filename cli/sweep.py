@@ -21,6 +21,19 @@ def sweep(
         bool,
         typer.Option("--resume", help="Continue the sweep in --out: finished runs are kept, not redone."),
     ] = False,
+    append: Annotated[
+        bool,
+        typer.Option(
+            "--append",
+            help="--out holds rows from elsewhere: keep them (as finished runs) and add this sweep's.",
+        ),
+    ] = False,
+    overwrite: Annotated[
+        bool,
+        typer.Option(
+            "--overwrite", help="--out holds rows from elsewhere: replace the file with this sweep's."
+        ),
+    ] = False,
     plan_only: Annotated[
         bool,
         typer.Option(
@@ -46,7 +59,9 @@ def sweep(
     gpus_per_run: Annotated[
         float, typer.Option("--gpus-per-run", help="Ray: GPUs requested by each run.")
     ] = 0.0,
-    quiet: Annotated[bool, typer.Option("--quiet", help="No progress bar.")] = False,
+    quiet: Annotated[
+        bool, typer.Option("--quiet", help="No progress (bar on a terminal, a line every 30 s off one).")
+    ] = False,
 ) -> None:
     """Train every run of a sweep spec and write results.parquet (resumable; --plan to preview)."""
     import os
@@ -64,13 +79,20 @@ def sweep(
         raise UserError(f"--executor must be local or ray, got {executor!r}")
     if address is not None and executor != "ray":
         raise UserError("--address is for --executor ray")
-    if out is not None and not plan_only and not resume:
+    if append and overwrite:
+        raise UserError("give --append or --overwrite, not both")
+    existing = "append" if append else "overwrite" if overwrite else "refuse"
+    if out is not None and not plan_only:  # fail before the slow imports of planning
         from sweeps.store import RunStore
 
-        RunStore(out).require_new()  # fail before the slow imports of planning
+        early = RunStore(out)
+        if not resume:
+            early.require_new()
+        if existing == "refuse":
+            early.guard_out()
     sweep_spec = load_spec(preset_path(preset) if preset else Path(spec))
     runs = plan(sweep_spec)
-    console = Console(stderr=True)
+    console = Console(stderr=True, soft_wrap=True)  # log lines stay whole off a terminal
     n_cpus = len(os.sched_getaffinity(0))
     if executor == "local":
         from sweeps.executors import default_layout, local_gpus
@@ -106,12 +128,18 @@ def sweep(
     )
     record = {"spec": sweep_spec.source, "name": sweep_spec.name, "scalefit_version": __version__,
               "git_commit": git_commit()}  # fmt: skip
-    summary = run_sweep(runs, store, ex, resume=resume, show_progress=not quiet, record=record)
+    summary = run_sweep(
+        runs, store, ex, resume=resume, existing=existing, show_progress=not quiet, record=record
+    )
     parts = [f"{summary.ok} ok", f"{summary.diverged} diverged", f"{summary.failed} failed"]
     if summary.already_done:
         parts.append(f"{summary.already_done} already done")
+    if summary.finished_elsewhere:
+        parts.append(f"{summary.finished_elsewhere} finished by another sweep")
     if summary.left_to_others:
         parts.append(f"{summary.left_to_others} running in another sweep")
+    if summary.imported:
+        console.print(f"appended: {summary.imported} run(s) of the existing {out} kept as finished runs")
     rec = {k: v for k, v in summary.recovered.items() if v}
     if rec:
         console.print(
@@ -142,9 +170,14 @@ def _print_plan(spec, runs, workers: int, threads: int, executor: str, console) 
             estimate(
                 runs, threads, workers, progress=lambda i, n: status.update(f"timed shape {i + 1}/{n} ...")
             )
+    from scaling.memory import available_bytes, format_bytes
+    from sweeps.driver import run_memory
+
     epochs = _epochs(runs)
+    memory = {r.run_id: run_memory(r).total for r in runs}
     table = Table(title=f"sweep {spec.name}: {len(runs)} runs")
-    cols = ("#", "run_id", "N", "D", "D/N", "epochs", "precision", "optimizer", "seed", "lr", "FLOPs", "est.")
+    cols = ("#", "run_id", "N", "D", "D/N", "epochs", "precision", "optimizer", "seed", "lr", "FLOPs",
+            "memory", "est.")  # fmt: skip
     for col in cols:
         table.add_column(col, justify="right" if col not in ("run_id", "precision", "optimizer") else "left")
     for i, r in enumerate(runs):
@@ -156,7 +189,7 @@ def _print_plan(spec, runs, workers: int, threads: int, executor: str, console) 
             str(i + 1), r.run_id, f"{r.n_params:.3g}", f"{r.tokens:.3g}" if r.tokens else "task",
             ratio, ep, t["precision"], t["optimizer"], str(t["seed"]),
             "default" if lr is None else f"{lr:.3g}", f"{r.flops:.3g}" if math.isfinite(r.flops) else "",
-            f"{r.est_seconds:.1f} s" if math.isfinite(r.est_seconds) else "?",
+            format_bytes(memory[r.run_id]), f"{r.est_seconds:.1f} s" if math.isfinite(r.est_seconds) else "?",
         )  # fmt: skip
     import sys
 
@@ -165,7 +198,12 @@ def _print_plan(spec, runs, workers: int, threads: int, executor: str, console) 
     Console(width=None if sys.stdout.isatty() else 160).print(table)
     flops = sum(r.flops for r in runs if math.isfinite(r.flops))
     est = [r.est_seconds for r in runs if math.isfinite(r.est_seconds)]
-    lines = [f"runs: {len(runs)}; training FLOPs: {flops:.3g}"]
+    have, source = available_bytes()
+    peak = format_bytes(max(memory.values(), default=0))
+    lines = [
+        f"runs: {len(runs)}; training FLOPs: {flops:.3g}; largest run needs an estimated {peak} of memory "
+        f"({format_bytes(have)} available, {source})"
+    ]
     if spec.ptq_methods:
         lines.append(f"PTQ: {', '.join(spec.ptq_methods)} × {', '.join(spec.ptq_formats)} after every run")
     if est:

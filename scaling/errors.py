@@ -10,6 +10,7 @@ end that calls the parameter something else (the CLI's `--params`) rewrites it w
 
 from __future__ import annotations
 
+import os
 import re
 from collections.abc import Mapping
 
@@ -33,3 +34,25 @@ class UserError(ValueError):
             if name == self.param or "_" in name:
                 message = re.sub(rf"(?<![\w-]){re.escape(name)}(?![\w-])", flag, message)
         return UserError(message, param=self.param)
+
+
+def os_error_cause(exc: OSError) -> tuple[int | None, str]:
+    """(errno, the system's words for it) of a failed file operation; pyarrow's errors carry the errno
+    only inside a long message ("... [errno 28] No space left on device")."""
+    errno = exc.errno or None
+    if errno is None and (found := re.search(r"errno (\d+)", str(exc), re.IGNORECASE)):
+        errno = int(found.group(1))
+    if errno:
+        return errno, os.strerror(errno)
+    text = exc.strerror or (exc.args[0] if exc.args and isinstance(exc.args[0], str) else str(exc))
+    return None, text.splitlines()[0] if text.strip() else type(exc).__name__
+
+
+def os_error_message(exc: OSError, path: str | os.PathLike[str] | None = None) -> str:
+    """`<path>: <cause>` for a failed file operation (a full disk, a read-only filesystem, a missing or
+    wrong-kind path): `path` (else the exception's filename) and the system's words for its errno."""
+    where = path if path is not None else exc.filename
+    if where is None and (quoted := re.search(r"file '([^']+)'", str(exc))):  # pyarrow names it so
+        where = quoted.group(1)
+    cause = os_error_cause(exc)[1]
+    return f"{os.fspath(where)}: {cause}" if where is not None else cause

@@ -13,10 +13,18 @@ Layout for `--out results.parquet`:
 
 Every file is written to `<name>.tmp.<host>.<pid>` in the same directory, flushed, fsync'ed and renamed
 over its final name (os.replace, atomic on POSIX), so a reader or a SIGKILL never sees a partial run file.
-A temp file left behind by a killed writer is half-written by definition and is deleted at start-up; a run
-file that does not read back as this run's rows (wrong run_id, row count or an unreadable footer) is moved to
-discarded/ and the run is redone. Claims of dead processes are dropped, so a killed sweep resumes cleanly
-and two live sweeps on one directory split the work instead of duplicating it.
+A temp file left behind by a killed writer (in the run directory, or the consolidation's
+`results.parquet.tmp.<host>.<pid>` beside results.parquet) is half-written by definition and is deleted at
+start-up; a write that fails (a full disk, a read-only filesystem) deletes its own temp file and raises an
+OSError naming the file it was writing. A run file that does not read back as this run's rows (wrong run_id,
+row count or an unreadable footer) is moved to discarded/ and the run is redone. Claims of dead processes are
+dropped, so a killed sweep resumes cleanly and two live sweeps on one directory split the work instead of
+duplicating it.
+
+results.parquet is only ever replaced by a consolidation of the run files, and never when it holds rows the
+run files cannot rebuild (`foreign_rows`: a results file from elsewhere, or from a store since deleted):
+the sweep then refuses unless told to `import_results` (append: its rows become run files, kept and not
+redone) or to overwrite it.
 
 The column schema is documented in docs/results_schema.md.
 """
@@ -25,12 +33,14 @@ from __future__ import annotations
 
 import contextlib
 import fcntl
+import itertools
 import json
 import math
 import os
 import socket
 import time
 from collections.abc import Iterator, Sequence
+from glob import escape as glob_escape
 from pathlib import Path
 from typing import Any
 
@@ -144,15 +154,40 @@ def _temp_name(path: Path) -> Path:
     return path.with_name(f"{path.name}.tmp.{socket.gethostname()}.{os.getpid()}")
 
 
+@contextlib.contextmanager
+def _writing(path: Path) -> Iterator[Path]:
+    """Yield the temp file for an atomic write of `path`, then fsync it, rename it over `path` and fsync the
+    directory. If anything fails the temp file is deleted (the store stays as it was) and an OSError is
+    raised as `OSError(errno, cause, path)`, naming the file being written rather than its temp file."""
+    tmp = _temp_name(path)
+    try:
+        yield tmp
+        with open(tmp, "rb+") as f:
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+        _fsync_dir(path.parent)
+    except BaseException as exc:
+        with contextlib.suppress(OSError):
+            tmp.unlink(missing_ok=True)
+        if isinstance(exc, OSError):
+            raise disk_error(exc, path) from None
+        raise
+
+
+def disk_error(exc: OSError, path: Path) -> OSError:
+    """`exc` as a plain OSError(errno, cause, path) about `path` (`scaling.errors.os_error_cause`)."""
+    from scaling.errors import os_error_cause
+
+    errno, cause = os_error_cause(exc)
+    err = OSError(errno, cause, str(path)) if errno else OSError(cause)
+    err.filename = str(path)
+    return err
+
+
 def atomic_write_bytes(path: Path, data: bytes) -> None:
     """Write `data` to `path` atomically: temp file in the same directory, fsync, rename, fsync the dir."""
-    tmp = _temp_name(path)
-    with open(tmp, "wb") as f:
+    with _writing(path) as tmp, open(tmp, "wb") as f:
         f.write(data)
-        f.flush()
-        os.fsync(f.fileno())
-    os.replace(tmp, path)
-    _fsync_dir(path.parent)
 
 
 def atomic_write_table(path: Path, table, metadata: dict[str, Any] | None = None) -> None:
@@ -163,12 +198,8 @@ def atomic_write_table(path: Path, table, metadata: dict[str, Any] | None = None
         table = table.replace_schema_metadata(
             {**(table.schema.metadata or {}), _META_KEY: json.dumps(metadata)}
         )
-    tmp = _temp_name(path)
-    pq.write_table(table, tmp)
-    with open(tmp, "rb+") as f:
-        os.fsync(f.fileno())
-    os.replace(tmp, path)
-    _fsync_dir(path.parent)
+    with _writing(path) as tmp:
+        pq.write_table(table, tmp)
 
 
 def _process_start(pid: int) -> str | None:
@@ -204,6 +235,11 @@ class RunStore:
         if self.out.is_dir():
             raise UserError(f"--out {self.out} is a directory; name a .parquet file")
         self.root = self.out.with_suffix(".runs")
+        if self.root.exists() and not self.root.is_dir():
+            raise UserError(
+                f"{self.root} is a file, not a run directory: --out {self.out} keeps its runs there; "
+                "move that file away or choose another --out"
+            )
         self.runs_dir = self.root / "runs"
         self.claims_dir = self.root / "claims"
         self.failed_dir = self.root / "failed"
@@ -219,6 +255,13 @@ class RunStore:
         """Create the directories (idempotent)."""
         if not self.out.parent.is_dir():
             raise UserError(f"directory {self.out.parent} of --out does not exist")
+        try:
+            self.root.mkdir(exist_ok=True)
+        except FileNotFoundError:  # the parent exists (checked above) but takes no new entries: /proc, /sys
+            raise UserError(
+                f"cannot create the run directory {self.root} of --out: {self.out.parent} exists but does "
+                "not accept new files (a virtual filesystem?); choose --out on a disk"
+            ) from None
         for d in (self.runs_dir, self.claims_dir, self.failed_dir, self.discarded_dir, self.sweeps_dir):
             d.mkdir(parents=True, exist_ok=True)
 
@@ -245,6 +288,73 @@ class RunStore:
                 f"continue that sweep (finished runs are kept and not redone) or choose another --out"
             )
 
+    def foreign_rows(self) -> str:
+        """Why `out` holds rows its run files cannot rebuild (a consolidation would destroy them); "" when
+        `out` is absent or is this store's own consolidated view (every run_id in it is finished here)."""
+        import pyarrow.parquet as pq
+
+        if not self.out.exists():
+            return ""
+        try:
+            ids = pq.read_table(self.out, columns=["run_id"]).column(0).to_pylist()
+        except Exception:  # not parquet, or no run_id column: certainly not written by a sweep
+            return f"{self.out} exists and is not a results table of {self.root}"
+        missing = set(ids) - self.finished()
+        if not missing:
+            return ""
+        return (
+            f"{self.out} holds {sum(i in missing for i in ids)} row(s) of {len(missing)} run(s) that "
+            f"{self.root} does not have"
+        )
+
+    def guard_out(self, existing: str = "refuse") -> int:
+        """Make sure a consolidation cannot silently replace rows `out` holds that the store cannot rebuild.
+
+        `existing`: "refuse" raises UserError naming the file and the two ways on; "append" imports those
+        rows into the store (`import_results`); "overwrite" lets the sweep replace the file. Returns the
+        number of runs imported.
+        """
+        why = self.foreign_rows()
+        if not why or existing == "overwrite":
+            return 0
+        if existing == "append":
+            return self.import_results()
+        raise UserError(
+            f"{why}; the sweep would replace it. Pass --append to keep its rows and add this sweep's runs, "
+            "--overwrite to replace it, or choose another --out"
+        )
+
+    def import_results(self) -> int:
+        """Append: every run in `out` that the store lacks becomes a run file (rows checked against the
+        schema), so it is kept in every later consolidation and not redone. Returns the runs imported."""
+        import pandas as pd
+
+        try:
+            df = pd.read_parquet(self.out)
+        except Exception as exc:
+            raise UserError(f"cannot append to {self.out}: it does not read as parquet ({exc})") from None
+        missing = [c for c in CORE_COLUMNS if c not in df.columns]
+        if missing:
+            raise UserError(
+                f"cannot append to {self.out}: it is not a scalefit results table (no column "
+                f"{', '.join(missing[:3])}{', ...' if len(missing) > 3 else ''})"
+            )
+        self.create()
+        done, imported = self.finished(), 0
+        for run_id, group in df.groupby("run_id", sort=False):
+            if run_id in done:
+                continue
+            rows = [
+                {k: v for k, v in row.items() if k in CORE_COLUMNS or not _is_missing(v)}
+                for row in group.astype(object).to_dict("records")
+            ]
+            try:
+                self.write_run(str(run_id), rows)
+            except ValueError as exc:
+                raise UserError(f"cannot append to {self.out}: {exc}") from None
+            imported += 1
+        return imported
+
     def recover(self) -> dict[str, int]:
         """Delete half-written temp files and dead processes' claims; move unreadable run files aside.
 
@@ -252,12 +362,14 @@ class RunStore:
         """
         counts = {"temp_files": 0, "stale_claims": 0, "discarded": 0}
         with self.lock():
-            for d in (self.root, self.runs_dir, self.claims_dir, self.failed_dir, self.sweeps_dir):
-                for tmp in d.glob("*.tmp.*"):
-                    host, _, pid = tmp.name.split(".tmp.", 1)[1].rpartition(".")
-                    if not pid.isdigit() or int(pid) == os.getpid() or not _is_live(host, int(pid), None):
-                        tmp.unlink(missing_ok=True)
-                        counts["temp_files"] += 1
+            temps = [self.out.parent.glob(f"{glob_escape(self.out.name)}.tmp.*")]  # consolidation's
+            temps += [d.glob("*.tmp.*") for d in (self.root, self.runs_dir, self.claims_dir, self.failed_dir,
+                                                 self.sweeps_dir)]  # fmt: skip
+            for tmp in itertools.chain.from_iterable(temps):
+                host, _, pid = tmp.name.rsplit(".tmp.", 1)[1].rpartition(".")
+                if not pid.isdigit() or int(pid) == os.getpid() or not _is_live(host, int(pid), None):
+                    tmp.unlink(missing_ok=True)
+                    counts["temp_files"] += 1
             for claim in self.claims_dir.glob("*.json"):
                 info = self._read_json(claim)
                 if info is None or not _is_live(info["host"], info["pid"], info.get("start")):
@@ -300,16 +412,22 @@ class RunStore:
 
     def claim(self, run_id: str) -> bool:
         """Mark `run_id` as being run by this process; False if it is finished or a live sweep runs it."""
+        return self.try_claim(run_id) == "claimed"
+
+    def try_claim(self, run_id: str) -> str:
+        """Claim `run_id` for this process: "claimed", or why not: "finished" (a valid run file exists, e.g.
+        another sweep on this directory finished it since this one started) or "running" (a live sweep
+        holds its claim)."""
         with self.lock():
             if self._run_path(run_id).exists() and self._check_run_file(self._run_path(run_id)):
-                return False
+                return "finished"
             path = self.claims_dir / f"{run_id}.json"
             info = self._read_json(path) if path.exists() else None
             if info is not None and (info["host"], info["pid"]) != (self._me["host"], self._me["pid"]):
                 if _is_live(info["host"], info["pid"], info.get("start")):
-                    return False
+                    return "running"
             atomic_write_bytes(path, json.dumps({**self._me, "time": time.time()}).encode())
-            return True
+            return "claimed"
 
     def release(self, run_id: str) -> None:
         """Drop this process's claim on `run_id` (after a failure or when the sweep stops early)."""
@@ -396,6 +514,10 @@ class RunStore:
             return json.loads(path.read_text())
         except (OSError, ValueError):
             return None
+
+
+def _is_missing(value: Any) -> bool:
+    return value is None or (isinstance(value, float) and math.isnan(value))
 
 
 def _pandas_dtype(kind: str) -> str:

@@ -33,7 +33,11 @@ Where = Annotated[
 ]
 LawName = Annotated[
     str,
-    typer.Option("--law", help="Law to fit: chinchilla, precision or capacity (`scalefit fit --list-laws`)."),
+    typer.Option(
+        "--law",
+        help="Law to fit: chinchilla, chinchilla-tied, kaplan2020, muennighoff2023, gadre2024, precision, "
+        "capacity, or auto (the form that backtests best on these rows; prints the comparison).",
+    ),
 ]
 Tie = Annotated[
     list[str] | None,
@@ -173,11 +177,26 @@ def _fit_one(table, law, settings, out, console, isoflop, budget, options, plots
     """Fit one table (all rows, or one --group-by group) with `settings` (`fits.fit` options), write
     its fit file, print its summary."""
     import fits
+    from fits.selection import check_auto_options, is_auto, record_selection
     from scaling.errors import UserError
 
+    selection = None
+    if is_auto(law):
+        check_auto_options(settings["fixed"], settings["tied"])
+        with console.status("choosing the law") as status:
+            selection = fits.select_law(
+                table,
+                ptq_method=settings["ptq_method"],
+                huber_delta=settings["huber_delta"],
+                progress=lambda msg: status.update(msg),
+            )
+        typer.echo(selection.as_text() + "\n")
+        law = selection.law.name
     data = select_rows(table, law, settings["ptq_method"], console)
     with console.status("fitting") as status:
         result = fits.fit(data, law, **settings, progress=lambda msg: status.update(msg))
+    if selection is not None:
+        record_selection(result, selection)
     iso = None
     if isoflop:
         try:

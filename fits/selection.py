@@ -42,7 +42,17 @@ from fits.law import Law
 from fits.laws import get_law
 from scaling.errors import UserError
 
-__all__ = ["AUTO", "CRITERION", "SELECTION_CUTS", "Selection", "fit_auto", "is_auto", "select_law"]
+__all__ = [
+    "AUTO",
+    "CRITERION",
+    "SELECTION_CUTS",
+    "Selection",
+    "check_auto_options",
+    "fit_auto",
+    "is_auto",
+    "record_selection",
+    "select_law",
+]
 
 AUTO = "auto"
 SELECTION_CUTS = (0.7, 0.8)
@@ -95,12 +105,10 @@ class Selection:
         """The comparison table printed by `scalefit fit --law auto`."""
         head = (
             f"law selection: leave-future-out backtest by {self.by} on the fitted rows "
-            f"(cuts {', '.join(f'{c:g}' for c in self.cuts)}; point fits), lowest median error wins"
+            f"(cuts {', '.join(f'{c:g}' for c in self.cuts)}; point fits); lowest score wins"
         )
-        lines = [
-            head,
-            f"  {'law':<17}{'params':>7}{'med err':>9}{'max err':>9}{'signed':>9}{'time':>7}  note",
-        ]
+        cols = f"  {'law':<17}{'params':>7}{'score':>8}{'med err':>9}{'max err':>9}{'signed':>9}{'time':>7}"
+        lines = [head, cols + "  note"]
         for r in self.rows:
             mark = "*" if r["chosen"] else " "
             lines.append(
@@ -243,14 +251,19 @@ def fit_auto(
     chosen law) and its metrics `selection` (`Selection.to_dict()`, the comparison table)."""
     from fits.pipeline import fit
 
-    for key in ("fixed", "tied"):
-        if fit_kwargs.get(key) is not None and (key == "tied" or fit_kwargs[key]):
-            raise UserError(f"{key} names parameters of one law: choose the law instead of auto", param=key)
+    check_auto_options(fit_kwargs.get("fixed"), fit_kwargs.get("tied"))
     select_options = {k: fit_kwargs[k] for k in ("huber_delta", "n_refine") if k in fit_kwargs}
     sel = select_law(data, candidates=candidates, ptq_method=ptq_method, progress=progress, **select_options)
     result = fit(sel.data, sel.law, ptq_method=ptq_method, progress=progress, **fit_kwargs)
     record_selection(result, sel)
     return result
+
+
+def check_auto_options(fixed: Any, tied: Any) -> None:
+    """`fixed` and `tied` name parameters of one law, so they cannot go with `law="auto"`."""
+    for key, value in (("fixed", fixed), ("tied", tied)):
+        if value is not None and (key == "tied" or value):
+            raise UserError(f"{key} names parameters of one law: choose the law instead of auto", param=key)
 
 
 def record_selection(result: Any, selection: Selection) -> None:

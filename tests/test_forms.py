@@ -206,3 +206,23 @@ def test_auto_refuses_ties_and_fixed_parameters() -> None:
     )
     with pytest.raises(UserError, match="choose the law"):
         fits.fit_auto(table, tied={"beta": "alpha"})
+
+
+def test_cli_fit_law_auto_prints_the_comparison_and_records_it(tmp_path) -> None:
+    from typer.testing import CliRunner
+
+    from cli.main import app
+
+    path = tmp_path / "runs.csv"
+    _table("muennighoff2023", MUENNIGHOFF_TRUTH, _repeated_runs()).rename(columns={"U": "unique"}).to_csv(
+        path, index=False
+    )
+    out = tmp_path / "fit.json"
+    args = ["fit", str(path), "--law", "auto", "--map", "U=unique", "--bootstrap", "0", "--out", str(out)]
+    res = CliRunner().invoke(app, args)
+    assert res.exit_code == 0, res.output
+    assert "law selection" in res.output and "* muennighoff2023" in res.output
+    saved = fits.FitResult.from_json(out)
+    assert saved.law.name == "muennighoff2023" and saved.options["law_selection"]["requested"] == "auto"
+    bad = CliRunner().invoke(app, [*args[:-2], "--out", str(tmp_path / "x.json"), "--tie", "beta=alpha"])
+    assert bad.exit_code == 2 and "error:" in bad.output and "choose the law" in bad.output

@@ -42,6 +42,7 @@ def train(
     from rich.table import Table
 
     from scaling.data import load_corpus
+    from scaling.progress import LineProgress, fmt_seconds, on_terminal
     from scaling.train import TrainConfig
     from scaling.train import train as run_training
 
@@ -60,20 +61,38 @@ def train(
         threads=threads,
     )
     corpus = load_corpus(cfg.data)  # bad paths fail here, before the progress bar draws
-    console = Console(stderr=True)
-    with Progress(
-        TextColumn("training"),
-        BarColumn(),
-        TextColumn("{task.completed}/{task.total} steps"),
-        TextColumn("loss {task.fields[loss]:.3f}"),
-        TimeRemainingColumn(),
-        console=console,
-        disable=as_json,
-    ) as bar:
-        task = bar.add_task("train", total=cfg.n_steps, loss=float("nan"))
-        result = run_training(
-            cfg, corpus, on_step=lambda step, total, value: bar.update(task, completed=step + 1, loss=value)
-        )
+    if as_json or on_terminal():  # a bar on a terminal; --json prints nothing but the result
+        console = Console(stderr=True)
+        with Progress(
+            TextColumn("training"),
+            BarColumn(),
+            TextColumn("{task.completed}/{task.total} steps"),
+            TextColumn("loss {task.fields[loss]:.3f}"),
+            TimeRemainingColumn(),
+            console=console,
+            disable=as_json,
+        ) as bar:
+            task = bar.add_task("train", total=cfg.n_steps, loss=float("nan"))
+            result = run_training(
+                cfg,
+                corpus,
+                on_step=lambda step, total, value: bar.update(task, completed=step + 1, loss=value),
+            )
+    else:  # off a terminal (a log file, a pipe): a plain line every 30 s (scaling.progress)
+        lines = LineProgress("train")
+        first: list[float] = []  # when the first step ended (model build and start-up excluded from the ETA)
+
+        def report(step: int, total: int, value: float) -> None:
+            done, elapsed = step + 1, lines.elapsed
+            first[:] = first or [elapsed]
+            eta = (elapsed - first[0]) / (done - 1) * (total - done) if done > 1 else None
+            lines.update(
+                f"step {done}/{total} ({done / total:.0%}) · loss {value:.3f} · {fmt_seconds(elapsed)} "
+                f"elapsed · ETA {fmt_seconds(eta)}"
+            )
+
+        result = run_training(cfg, corpus, on_step=report)
+        lines.close()
     summary = result.to_dict()
     if as_json:
         typer.echo(json.dumps(summary, default=str))

@@ -27,6 +27,7 @@ __all__ = [
     "fit_runs",
     "fit_summary",
     "has_backtest",
+    "is_auto",
     "is_published",
     "knowledge",
     "law_info",
@@ -129,11 +130,21 @@ def prepare_runs(
     return prepare_table(df, dict(mapping or {}), derive_d, where, source=source)
 
 
+def is_auto(law: str) -> bool:
+    """Whether `law` asks the library to choose the law (`--law auto`)."""
+    from fits.selection import is_auto as auto
+
+    return auto(law)
+
+
 def select_rows(df: Any, law: str, ptq_method: str | None) -> tuple[Any, list[str]]:
     """The rows `law` is fitted to (`fits.fit_data`: bad columns and too few rows are a `UserError`) and
-    the notes `scalefit fit` prints about them (dropped and unused rows)."""
+    the notes `scalefit fit` prints about them (dropped and unused rows); with `auto` the whole table,
+    which `fits.fit_auto` selects from per candidate law."""
     import fits
 
+    if is_auto(law):  # the law is chosen by backtest among the forms the columns allow (fits.fit_auto)
+        return df, []
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         data = fits.fit_data(df, law, ptq_method)
@@ -159,7 +170,10 @@ def fit_runs(
 
     opts = {k: options[k] for k in FIT_OPTIONS if k in options and options[k] is not None}
     opts["holdout"] = opts.get("holdout") or None
-    result = fits.fit(data, law, progress=progress, **opts)
+    if is_auto(law):
+        result = fits.fit_auto(data, progress=progress, **opts)
+    else:
+        result = fits.fit(data, law, progress=progress, **opts)
     result.options.update(dict(options.get("record") or {}))
     return result.to_dict(), fit_meta(result)
 
@@ -177,7 +191,9 @@ def fit_meta(result: Any) -> dict[str, Any]:
 def check_fit_options(data: Any, options: Mapping[str, Any]) -> None:
     """The parameter names of `fixed` and `tied` exist in the law as fitted to `data` (the library's
     `UserError` otherwise), checked before a job is queued."""
-    law = data.law
+    law = getattr(data, "law", None)
+    if law is None:  # auto: fits.fit_auto refuses fixed/tied itself
+        return
     for name in (
         *(options.get("fixed") or {}),
         *(options.get("tied") or {}),
@@ -193,21 +209,33 @@ def has_backtest() -> bool:
     return callable(getattr(fits, "backtest", None))
 
 
+BACKTEST_OPTIONS = (
+    "cuts",
+    "by",
+    "alpha",
+    "n_boot",
+    "seed",
+    "interval",
+    "ptq_method",
+    "huber_delta",
+    "fixed",
+    "tied",
+)
+"""Options of `fits.backtest` a backtest job passes through."""
+
+
 def backtest(
-    df: Any, law: str, options: Mapping[str, Any], progress: Callable[[str], None] | None = None
+    data: Any, law: str, options: Mapping[str, Any], progress: Callable[[str], None] | None = None
 ) -> dict[str, Any]:
-    """A leave-future-out backtest of `law` on the table `df` (`fits.backtest`) as a JSON-ready dict."""
+    """A leave-future-out backtest of `law` on the selected rows `data` (`fits.backtest`: fit below each
+    cut, predict above it) as a JSON-ready dict (per-cut table, pooled scores and per-point errors)."""
     import fits
 
     if not has_backtest():
         raise UserError("this scalefit has no backtests (fits.backtest is missing)", param="kind")
-    opts = {
-        k: options[k] for k in ("n_boot", "seed", "alpha", "huber_delta", "fixed", "tied") if k in options
-    }
-    if options.get("ptq_method") is not None:
-        opts["ptq_method"] = options["ptq_method"]
-    report = fits.backtest(df, law, progress=progress, **opts)
-    return report.to_dict() if hasattr(report, "to_dict") else dict(report)
+    opts = {k: options[k] for k in BACKTEST_OPTIONS if options.get(k) is not None}
+    report = fits.backtest(data, law, progress=progress, **opts)
+    return {**report.to_dict(), "text": report.as_text()}
 
 
 def fit_from_dict(content: Mapping[str, Any]) -> Any:
@@ -281,14 +309,17 @@ def fit_rows(result: Any) -> dict[str, Any] | None:
 # ------------------------------------------------------------------------------------- answers
 
 
-def predict(source: Any, points: Mapping[str, Any], alpha: float | None) -> dict[str, Any]:
+def predict(
+    source: Any, points: Mapping[str, Any], alpha: float | None, interval: str | None = None
+) -> dict[str, Any]:
     """`fits.predict` at many points for a `FitResult` or a published set name; a JSON-ready dict with the
-    table as columns (inputs, prediction, lower, upper)."""
+    table as columns (inputs, prediction, lower, upper). `interval`: calibrated, bootstrap or none
+    (default: the best the fit has)."""
     import numpy as np
 
     import fits
 
-    pred = fits.predict(source, points, alpha)
+    pred = fits.predict(source, points, alpha, interval)
     table = pred.table
     columns: dict[str, list[Any]] = {}
     for name in table.columns:
@@ -305,6 +336,7 @@ def predict(source: Any, points: Mapping[str, Any], alpha: float | None) -> dict
         "source": pred.source,
         "alpha": pred.alpha,
         "n_boot": pred.n_boot,
+        "interval": pred.interval,
         "n_points": len(table),
         "points": columns,
         "warnings": list(pred.warnings),

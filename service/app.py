@@ -451,8 +451,6 @@ def create_app(config: ServiceConfig | None = None) -> FastAPI:
                     digest.update(chunk)
                     size += len(chunk)
                     out.write(chunk)
-            if size == 0:
-                raise ApiError(f"{filename} is empty")
             df = adapter.read_runs(tmp_name)
         except UserError as exc:  # the CLI names the file; the message names the upload's name
             raise ApiError(str(exc).replace(Path(tmp_name).name, filename)) from None
@@ -487,8 +485,6 @@ def create_app(config: ServiceConfig | None = None) -> FastAPI:
     ) -> JSONResponse:
         """Queue a fit (or backtest) of an uploaded runs table; returns the job at once (202). Columns, the
         row query and the law are checked now: a bad one is a 4xx, not a failed job."""
-        if body.kind == "backtest" and not adapter.has_backtest():
-            raise ApiError("backtest jobs need fits.backtest, which this scalefit does not have yet", 400)
         if svc.registry.get_runs(body.runs_id) is None:
             raise ApiError(f"unknown runs table {body.runs_id!r}", 404)
         request = {
@@ -505,10 +501,13 @@ def create_app(config: ServiceConfig | None = None) -> FastAPI:
             "fixed": body.fix,
             "tied": body.tie,
             "alpha": body.alpha,
+            "cuts": body.cuts,
+            "by": body.by,
+            "interval": body.interval,
             "name": body.name,
             "tags": body.tags,
         }
-        _, data, _, _ = selected_rows(svc.registry, request)
+        data, _, _ = selected_rows(svc.registry, request)
         adapter.check_fit_options(data, request)
         job, new = svc.registry.add_job(body.kind, request, idempotency_key)
         if svc.runner is not None:
@@ -540,7 +539,9 @@ def create_app(config: ServiceConfig | None = None) -> FastAPI:
                 f"too many points: {n} (this server predicts at most {config.max_points} per request)", 413
             )
         result, law_name = svc.source(body.fit, body.law)
-        return adapter.predict(result if result is not None else law_name, body.points, body.alpha)
+        return adapter.predict(
+            result if result is not None else law_name, body.points, body.alpha, body.interval
+        )
 
     @app.post("/api/recommend", response_model=RecommendOut, responses=not_found, tags=["recommend"])
     def recommend(body: RecommendRequest) -> dict[str, Any]:

@@ -98,26 +98,26 @@ def _read_runs(registry: Registry, runs_id: str) -> tuple[Any, dict[str, Any]]:
     return pd.read_parquet(path), info
 
 
-def selected_rows(registry: Registry, request: dict[str, Any]) -> tuple[Any, Any, list[str], dict[str, Any]]:
-    """(table after --map/--derive-d/--where, rows the law fits, notes, runs info) of a job request; bad
-    columns, queries and too few rows raise the CLI's `UserError`."""
+def selected_rows(registry: Registry, request: dict[str, Any]) -> tuple[Any, list[str], dict[str, Any]]:
+    """(rows the law fits, notes, runs info) of a job request, the table read with --map, --derive-d and
+    --where applied; bad columns, queries and too few rows raise the CLI's `UserError`."""
     df, info = _read_runs(registry, request["runs_id"])
     df = adapter.prepare_runs(
         df, request.get("map"), bool(request.get("derive_d")), request.get("where"), info["filename"]
     )
     data, notes = adapter.select_rows(df, request["law"], request.get("ptq_method"))
-    return df, data, notes, info
+    return data, notes, info
 
 
 def run_job(
     registry: Registry, kind: str, request: dict[str, Any], progress: Callable[[str], None]
 ) -> tuple[dict[str, Any] | None, dict[str, Any]]:
     """Do the work of a job: (fit for `Registry.add_fit` or None, result summary for the job row)."""
-    df, data, notes, info = selected_rows(registry, request)
+    data, notes, info = selected_rows(registry, request)
     for note in notes:
         progress(note)
     if kind == "backtest":
-        report = adapter.backtest(df, request["law"], request, progress)
+        report = adapter.backtest(data, request["law"], request, progress)
         return None, {"notes": notes, "backtest": report}
     record = {
         "input": f"runs {info['id']} ({info['filename']})",

@@ -197,6 +197,13 @@ class JobRequest(_Strict):
     fix: dict[str, float] = Field(default_factory=dict, description='Fix parameters: {"E": 1.69}.')
     tie: dict[str, str] | None = Field(None, description='Tie parameters: {"beta": "alpha"}; {} unties.')
     alpha: float = Field(0.05, gt=0.0, lt=1.0, description="Interval level 1 - alpha.")
+    cuts: list[float] | None = Field(
+        None, max_length=20, description="Backtest: compute (or N) quantiles to cut at (default 0.5..0.8)."
+    )
+    by: Literal["compute", "N"] = Field("compute", description="Backtest: cut by compute or by model size N.")
+    interval: Literal["calibrated", "bootstrap", "none"] | None = Field(
+        None, description="Backtest: the interval scored (default: calibrated when bootstrapping)."
+    )
     name: str | None = Field(None, max_length=200)
     tags: list[str] = Field(default_factory=list, max_length=50)
 
@@ -241,6 +248,11 @@ class PredictRequest(_Strict):
     law: str | None = Field(None, max_length=100, description="A published constant set (kumar2024, ...).")
     points: dict[str, list[Cell] | float | str | None]
     alpha: float | None = Field(None, description="Interval level 1 - alpha (default: the fit's).")
+    interval: Literal["calibrated", "bootstrap", "none"] | None = Field(
+        None,
+        description="calibrated: bootstrap ⊕ extrapolation term (default when the fit has a calibration); "
+        "bootstrap: parameter uncertainty only; none.",
+    )
 
     @field_validator("points")
     @classmethod
@@ -255,6 +267,7 @@ class PredictOut(BaseModel):
     source: str
     alpha: float
     n_boot: int
+    interval: str = Field(description="The interval's kind: calibrated, bootstrap or none.")
     n_points: int
     points: dict[str, list[Cell]] = Field(description="The inputs and prediction, lower, upper, as columns.")
     warnings: list[str]
@@ -303,6 +316,7 @@ class RecommendOut(BaseModel):
     constraints: dict[str, Number]
     best: OptionOut
     loss_interval_95: list[float] | None
+    loss_interval_kind: str | None = None
     N_interval_95: list[Number] | None
     D_interval_95: list[Number] | None
     bootstrap_draws: int

@@ -23,7 +23,7 @@ from typing import Any
 import typer
 from typer.core import TyperGroup
 
-from cli import backtest, fit, predict, recommend, serve, sweep, train
+from cli import backtest, fit, laws, predict, recommend, serve, sweep, train
 from scaling.errors import UserError, os_error_message
 from scaling.version import __version__
 
@@ -93,7 +93,7 @@ def _one_line_errors(fn: Callable[..., Any], flags: Mapping[str, str] | None = N
     return wrapper
 
 
-for _module in (train, sweep, fit, backtest, predict, recommend, serve):
+for _module in (train, sweep, fit, backtest, predict, recommend, serve, laws):
     for _name, _fn in _module.COMMANDS.items():
         app.command(name=_name)(_one_line_errors(_fn, getattr(_module, "FLAGS", None)))
 

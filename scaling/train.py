@@ -8,7 +8,13 @@ learning rate (Liu et al. 2025, "Muon is Scalable for LLM Training", the Moonlig
 
 Numerics: fp32 master weights and optimizer state; matmuls in bf16 autocast unless the precision spec is
 `fp32`; RoPE angles, RMSNorm, logits and the loss in fp32 (see scaling/model.py and scaling/losses.py).
-A run whose loss turns NaN/inf stops early with status "diverged" and never raises.
+A run whose loss turns NaN/inf stops early with status "diverged" and never raises; so is a run that
+ends no better than chance (`diverged_because`: final validation loss above ln V, the loss of a uniform
+guess over the vocabulary, or above the run's own initial loss).
+
+Before the model is built the run's memory is estimated (`scaling.memory`) and a run that cannot fit is
+refused with both numbers. Every result records what bit-for-bit reproduction depends on besides its
+config (`runtime_info`: torch version, thread count, device, compute dtype, CPU matmul capability).
 """
 
 from __future__ import annotations
@@ -137,8 +143,19 @@ class TrainConfig:
             raise UserError("batch_size and seq_len must be positive")
         if self.device != "auto" and not (self.device == "cpu" or self.device.split(":")[0] == "cuda"):
             raise UserError(f"device must be auto, cpu, cuda or cuda:N, got {self.device!r}")
-        if self.lr is not None and not self.lr > 0:
-            raise UserError(f"lr must be positive, got {self.lr}")
+        if self.lr is not None and not (self.lr > 0 and math.isfinite(self.lr)):
+            raise UserError(f"lr must be a positive finite number, got {self.lr}")
+        if not (0 <= self.weight_decay < math.inf):
+            raise UserError(f"weight_decay must be a finite number >= 0, got {self.weight_decay}")
+        if len(self.betas) != 2 or not all(0 <= b < 1 for b in self.betas):
+            raise UserError(f"betas must be two numbers in [0, 1), got {self.betas}")
+        for name in ("warmup_frac", "min_lr_frac"):
+            if not 0 <= getattr(self, name) <= 1:
+                raise UserError(f"{name} must be in [0, 1], got {getattr(self, name)}")
+        if not (0 < self.grad_clip < math.inf):
+            raise UserError(f"grad_clip must be a positive finite number, got {self.grad_clip}")
+        if self.threads is not None and self.threads < 1:
+            raise UserError(f"threads must be at least 1, got {self.threads}")
         if self.schedule not in SCHEDULES:
             raise UserError(f"schedule must be one of {', '.join(SCHEDULES)}, got {self.schedule!r}")
         if self.cooldown_shape not in COOLDOWN_SHAPES:
@@ -204,7 +221,7 @@ class EvalStats:
 class RunResult:
     config: TrainConfig
     precision: str  # the resolved spec actually trained, e.g. "w4a8kv8@fp32" (see resolve_precision)
-    status: str  # "ok" | "diverged"
+    status: str  # "ok" | "diverged" (see diverged_because)
     val_loss: float
     best_val_loss: float
     n_params: int
@@ -224,6 +241,8 @@ class RunResult:
     val_curve: list[tuple[int, float]] = field(default_factory=list)
     shape: dict[str, Any] = field(default_factory=dict)
     data: dict[str, Any] = field(default_factory=dict)
+    runtime: dict[str, Any] = field(default_factory=dict)  # runtime_info(): what reproduction depends on
+    divergence: str = ""  # why the status is "diverged" ("" when ok)
     model: GPT | None = field(default=None, repr=False)
 
     def columns(self) -> dict[str, Any]:
@@ -255,6 +274,7 @@ class RunResult:
             "corpus": self.data.get("name", ""),
             "corpus_tokens": self.data.get("n_train_tokens", 0),
             "corpus_checksum": self.data.get("checksum", ""),
+            **self.runtime,
         }
 
     def to_dict(self) -> dict[str, Any]:
@@ -383,7 +403,9 @@ def start_run(cfg: TrainConfig, data: TokenSource | None = None) -> TrainState:
     data = data if data is not None else load_corpus(cfg.data)
     torch.manual_seed(cfg.seed)
     device = resolve_device(cfg.device)
-    model = GPT(cfg.model_config(data.vocab_size)).to(device)
+    config = cfg.model_config(data.vocab_size)
+    check_memory(config, cfg, device)
+    model = GPT(config).to(device)
     lr = cfg.lr if cfg.lr is not None else default_lr(model.n_params())
     opts = build_optimizers(model, cfg, lr)
     val_batches = data.val_batches(cfg.batch_size, cfg.seq_len, cfg.eval_tokens)
@@ -446,6 +468,10 @@ def finish_run(state: TrainState) -> RunResult:
         final = state.evaluate()
     if state.status == "ok" and not math.isfinite(final.loss):
         state.status = "diverged"
+    initial = state.train_curve[0][1] if state.train_curve else math.nan
+    divergence = "loss turned NaN/inf" if state.status != "ok" else ""
+    if not divergence and (divergence := diverged_because(final.loss, initial, model.config.vocab_size)):
+        state.status = "diverged"
     spec, mc = model.config.precision, model.config
     tokens = state.step * cfg.batch_size * cfg.seq_len
     n_params = model.n_params()
@@ -488,8 +514,53 @@ def finish_run(state: TrainState) -> RunResult:
             "mlp": mc.mlp,
         },
         data=corpus_identity(state.data),
+        runtime=runtime_info(state.device, spec),
+        divergence=divergence,
         model=model,
     )
+
+
+def diverged_because(final: float, initial: float, vocab_size: int) -> str:
+    """Why a run that finished with finite loss counts as diverged, or "" when it learned something.
+
+    A run has diverged when its final validation loss is above ln(vocab_size), the loss of a uniform guess
+    over the vocabulary (ln 256 ≈ 5.55 nats for bytes), or above its own initial loss (the training loss of
+    its first batch, before any update): it ended no better than chance or than where it started, and a
+    scaling-law fit must not use it (docs/results_schema.md).
+    """
+    uniform = math.log(vocab_size)
+    if final > uniform:
+        return f"final loss {final:.4g} above the uniform loss ln({vocab_size}) = {uniform:.4g}"
+    if math.isfinite(initial) and final > initial:
+        return f"final loss {final:.4g} above the initial loss {initial:.4g}"
+    return ""
+
+
+def runtime_info(device: torch.device, spec: PrecisionSpec) -> dict[str, Any]:
+    """What a run's numbers depend on besides its config (docs/results_schema.md, "Reproducing a run"):
+    torch version, intra-op threads (reductions split differently), the device, the compute dtype and the
+    CPU's matmul capability (the ISA torch dispatches its kernels to; whether oneDNN runs bf16 natively)."""
+    name = torch.cuda.get_device_name(device) if device.type == "cuda" else "cpu"
+    return {
+        "torch_version": torch.__version__,
+        "threads": torch.get_num_threads(),
+        "device": name,
+        "compute_dtype": spec.compute,
+        "cpu_capability": torch.backends.cpu.get_cpu_capability(),
+        "bf16_native": native_bf16(device),
+    }
+
+
+def check_memory(config: ModelConfig, cfg: TrainConfig, device: torch.device) -> None:
+    """Refuse (UserError) a run whose estimated memory exceeds what the machine (or the GPU) has available,
+    before anything is allocated (`scaling.memory`)."""
+    from scaling.memory import check_fits, estimate_training, gpu_available_bytes
+
+    need = estimate_training(config, cfg.batch_size, cfg.optimizer)
+    shape = f"N = {config.n_params:.3g}, d_model {config.d_model} × {config.n_layers} layers"
+    check_fits(need.total, f"this run ({shape}, batch {cfg.batch_size} × {cfg.seq_len} tokens)",
+               detail=need.breakdown(), hint="make n, batch_size or seq_len smaller",
+               available=gpu_available_bytes(device) if device.type == "cuda" else None)  # fmt: skip
 
 
 def eval_steps(n_steps: int, n_evals: int) -> set[int]:

@@ -79,8 +79,19 @@ CORE_COLUMNS: dict[str, str] = {
     "config_json": "str",
     "diagnostics_json": "str",
 }
-# Optional columns: filled by the lm runner; NaN where a task does not report them.
-EXTRA_COLUMNS: dict[str, str] = {"lr": "float", "d_model": "int", "n_layers": "int"}
+# Optional columns: filled by the lm runner; NaN where a task does not report them. The last six are what
+# bit-for-bit reproduction depends on besides the config (scaling.train.runtime_info).
+EXTRA_COLUMNS: dict[str, str] = {
+    "lr": "float",
+    "d_model": "int",
+    "n_layers": "int",
+    "torch_version": "str",
+    "threads": "int",
+    "device": "str",
+    "compute_dtype": "str",
+    "cpu_capability": "str",
+    "bf16_native": "bool",
+}
 # Extra columns of knowledge-capacity rows (task "bios"); NaN on lm rows in the consolidated view.
 CAPACITY_COLUMNS: dict[str, str] = {
     "people": "int",
@@ -98,7 +109,7 @@ _META_KEY = b"scalefit"
 def _arrow_type(kind: str):
     import pyarrow as pa
 
-    return {"str": pa.string(), "int": pa.int64(), "float": pa.float64()}[kind]
+    return {"str": pa.string(), "int": pa.int64(), "float": pa.float64(), "bool": pa.bool_()}[kind]
 
 
 def rows_to_table(run_id: str, rows: Sequence[dict[str, Any]]):
@@ -116,11 +127,7 @@ def rows_to_table(run_id: str, rows: Sequence[dict[str, Any]]):
             raise ValueError(f"run {run_id}: a row has run_id {row['run_id']!r}")
         for key, value in row.items():
             if key not in columns:
-                columns[key] = (
-                    EXTRA_COLUMNS.get(key)
-                    or CAPACITY_COLUMNS.get(key)
-                    or ("float" if isinstance(value, float) else "int" if isinstance(value, int) else "str")
-                )
+                columns[key] = EXTRA_COLUMNS.get(key) or CAPACITY_COLUMNS.get(key) or _kind_of(value)
     arrays = {}
     for name, kind in columns.items():
         values = [_coerce(row.get(name), kind, name) for row in rows]
@@ -128,11 +135,21 @@ def rows_to_table(run_id: str, rows: Sequence[dict[str, Any]]):
     return pa.table(arrays)
 
 
+def _kind_of(value: Any) -> str:
+    if isinstance(value, bool):
+        return "bool"
+    return "float" if isinstance(value, float) else "int" if isinstance(value, int) else "str"
+
+
 def _coerce(value: Any, kind: str, name: str) -> Any:
     if value is None:
         return math.nan if kind == "float" else None
     if kind == "float":
         return float(value)
+    if kind == "bool":
+        if not isinstance(value, bool):
+            raise ValueError(f"column {name} must hold true/false, got {value!r}")
+        return value
     if kind == "int":
         if isinstance(value, float) and value.is_integer():
             return int(value)
@@ -521,4 +538,4 @@ def _is_missing(value: Any) -> bool:
 
 
 def _pandas_dtype(kind: str) -> str:
-    return {"str": "object", "int": "int64", "float": "float64"}[kind]
+    return {"str": "object", "int": "int64", "float": "float64", "bool": "bool"}[kind]

@@ -51,7 +51,7 @@ def score(observed: np.ndarray, prediction: np.ndarray, lower: np.ndarray, upper
         return {"rows": 0, "median_rel_error": nan, "max_rel_error": nan, "mean_signed_rel_error": nan,
                 "coverage": nan, "median_rel_width": nan}  # fmt: skip
     signed = (p - y) / y
-    has = np.isfinite(lo) & np.isfinite(hi)
+    has = ~np.isnan(lo) & ~np.isnan(hi)  # an infinite bound (too few backtest scores) is unbounded
     covered = (lo <= y) & (y <= hi)
     return {
         "rows": int(y.size),
@@ -138,8 +138,10 @@ class BacktestResult:
 
 
 def _pct(x: Any, signed: bool = False, digits: int = 2) -> str:
-    if x is None or not math.isfinite(x):
+    if x is None or math.isnan(x):
         return "-"
+    if math.isinf(x):
+        return "inf"
     return f"{100 * x:+.{digits}f}%" if signed else f"{100 * x:.{digits}f}%"
 
 

@@ -56,13 +56,15 @@ GROUPING_COLUMNS = (
 """Columns whose values mark different set-ups rather than points on one scaling curve."""
 
 
+MODELLED_BY = {"precision": "P_w"}
+"""A grouping column a law models through another input: the training precision spec through its bits."""
+
+
 def _modelled(column: str, law: Any) -> bool:
     """Whether the law accounts for `column` varying (a precision law and the training precision)."""
     if law.responds_to("group"):  # the law fits one parameter per group of its own keys (capacity)
         return column in ("precision", "ptq_method")
-    if column == "precision":
-        return law.responds_to("P_w")
-    return law.responds_to(column)
+    return law.responds_to(MODELLED_BY.get(column, column))
 
 
 def pooled_diagnostics(rows: Any, law: Any) -> list[dict[str, Any]]:

@@ -15,6 +15,8 @@ FLAGS = {
     "points": "--n/--tokens",
     "params_paper": "--params",
     "exposures": "--exposures",
+    "where": "--where",
+    "interval": "--interval",
 }
 """Library parameter -> the flag that sets it (errors name the flag)."""
 
@@ -85,6 +87,20 @@ def predict(
         float | None, typer.Option("--alpha", help="Interval level 1 - alpha (default: the fit's, 0.05).")
     ] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print the prediction as JSON.")] = False,
+    points: Annotated[
+        str | None,
+        typer.Option(
+            "--points",
+            help="A CSV/parquet of points (columns N, D[, precision, ptq, ...]): predict every row.",
+        ),
+    ] = None,
+    where: Annotated[
+        str | None, typer.Option("--where", help="With --points: keep the rows a pandas query selects.")
+    ] = None,
+    interval: Annotated[
+        str | None,
+        typer.Option("--interval", help="calibrated (a fit's default), bootstrap (parameters only) or none."),
+    ] = None,
 ) -> None:
     """Predict the loss of N parameters trained on D tokens at a precision, optionally after PTQ; or, with a
     capacity law, the knowledge bits a model of --params parameters can store at --exposures."""
@@ -93,10 +109,18 @@ def predict(
 
     if (fit_path is None) == (law is None):
         raise UserError("give exactly one of --fit fit.json or --law NAME")
+    source = fit_path if fit_path is not None else law
+    if points is not None:
+        if any(v is not None for v in (n, tokens, params, exposures)):
+            raise UserError("give either --points FILE or --n/--tokens (--params/--exposures), not both")
+        _predict_points(source, fits.read_table(points, where=where), alpha, interval, as_json)
+        return
+    if where is not None:
+        raise UserError("--where selects rows of a --points file; give --points FILE")
     given = {"N": n, "D": tokens, "params_paper": params, "exposures": exposures}
     point: dict[str, list] = {k: [v] for k, v in given.items() if v is not None}
     point.update({"precision": [precision], "ptq": [ptq], **effects(junk, domain_token, mlp, moe)})
-    pred = fits.predict(fit_path if fit_path is not None else law, point, alpha)
+    pred = fits.predict(source, point, alpha, interval)
     row = pred.table.iloc[0]
     number = "{:.4f}" if pred.unit == "nats/token" else "{:.4g}"
     if as_json:
@@ -130,6 +154,25 @@ def predict(
     else:
         line += "\nno interval: the fit has no bootstrap draws"
     typer.echo(line)
+    for w in pred.warnings:
+        typer.echo(f"warning: {w}", err=True)
+
+
+def _predict_points(source: str, table, alpha: float | None, interval: str | None, as_json: bool) -> None:
+    """`predict --points FILE`: every row of the table, as a table on stdout (or JSON), warnings on stderr."""
+    import fits
+
+    pred = fits.predict(source, table, alpha, interval)
+    if as_json:
+        typer.echo(json.dumps(pred.to_dict()))
+        return
+    inputs = [c for c in ("N", "D", "params_paper", "exposures", "precision", "P_post") if c in pred.table]
+    shown = pred.table[[*inputs, "prediction", "lower", "upper"]]
+    typer.echo(f"predicted {pred.target} ({pred.unit}; {pred.source})")
+    typer.echo(shown.to_string(index=False, float_format=lambda v: f"{v:.5g}"))
+    if pred.interval != "none":
+        level = f"{100 * (1 - pred.alpha):g}%"
+        typer.echo(f"{level} intervals: {INTERVALS[pred.interval]}, {pred.n_boot} bootstrap draws")
     for w in pred.warnings:
         typer.echo(f"warning: {w}", err=True)
 

@@ -66,6 +66,7 @@ INNER_CUTS = (0.5, 0.6, 0.7, 0.8)
 METHOD = (
     "split conformal, normalised scores, compute-ordered inner splits, max over splits; union with bootstrap"
 )
+CALIBRATION_KEYS = ("sigma0", "kappa", "compute_max", "max_inner_distance", "split_scores", "n_scores")
 KINDS = ("calibrated", "bootstrap", "none")
 """Interval kinds: bootstrap joined with the conformal term; bootstrap (parameters only); none."""
 
@@ -215,7 +216,13 @@ def interval_kind(result: Any, kind: str | None = None) -> str:
     if kind is not None and kind not in KINDS:
         raise UserError(f"interval must be one of {', '.join(KINDS)}, got {kind!r}", param="interval")
     n_boot = getattr(result, "n_boot", 0)
-    has_cal = getattr(result, "calibration", None) is not None
+    cal = getattr(result, "calibration", None)
+    has_cal = cal is not None
+    missing = [k for k in CALIBRATION_KEYS if k not in (cal or {})]
+    if has_cal and missing:
+        raise UserError(
+            f"the fit's calibration lacks {', '.join(missing)}: refit (scalefit fit) to calibrate"
+        )
     best = "calibrated" if has_cal and n_boot else "bootstrap" if n_boot else "none"
     if kind is None or KINDS.index(kind) < KINDS.index(best):
         return best

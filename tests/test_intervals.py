@@ -96,3 +96,35 @@ def test_multiplier_is_the_largest_split_quantile_or_unbounded() -> None:
     few = {"split_scores": [[0.5, 1.0], [2.0]]}  # no split alone, nor all three pooled, reach 95%
     assert conformal_multiplier(few, 0.05) == np.inf
     assert conformal_multiplier(few, 0.5) == 2.0  # each split's own quantile is finite at 50%
+
+
+def test_cli_predict_points_where_and_interval_kind(tmp_path) -> None:
+    from typer.testing import CliRunner
+
+    from cli.main import app
+
+    runner = CliRunner()
+    res, _, _ = fit_future(1, n_boot=20)
+    fit_path = tmp_path / "fit.json"
+    res.to_json(fit_path)
+    points = tmp_path / "plan.csv"
+    points.write_text("N,D,stage\n1e8,2e9,now\n1e9,2e10,next\n3e9,6e10,next\n")
+    base = ["predict", "--fit", str(fit_path), "--points", str(points)]
+    out = runner.invoke(app, [*base, "--where", "stage == 'next'"])
+    assert out.exit_code == 0, out.output
+    assert "1e+09" in out.output and "1e+08" not in out.output and "95% intervals: calibrated" in out.output
+    data = json.loads(runner.invoke(app, [*base, "--json", "--interval", "bootstrap"]).output)
+    assert data["interval"] == "bootstrap" and [p["stage"] for p in data["points"]] == ["now", "next", "next"]
+    one = json.loads(
+        runner.invoke(
+            app, ["predict", "--fit", str(fit_path), "--n", "1e9", "--tokens", "2e10", "--json"]
+        ).output
+    )
+    assert one["interval"] == "calibrated" and one["lower"] < one["prediction"] < one["upper"]
+    for args, message in (
+        (["--where", "N > 1"], "error: --where selects rows of a --points file"),
+        ([*base[3:], "--n", "1e9"], "error: give either --points FILE or --n/--tokens"),
+        ([*base[3:], "--where", "stage == 'later'"], "error: --where \"stage == 'later'\" selects none"),
+    ):
+        bad = runner.invoke(app, ["predict", "--fit", str(fit_path), *args])
+        assert bad.exit_code == 2 and message in bad.output, bad.output

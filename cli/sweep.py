@@ -62,6 +62,14 @@ def sweep(
     quiet: Annotated[
         bool, typer.Option("--quiet", help="No progress (bar on a terminal, a line every 30 s off one).")
     ] = False,
+    data: Annotated[
+        str | None,
+        typer.Option(
+            "--data",
+            help="Corpus of every lm run (replaces [train] data): 'default', a text file, a uint16 .bin, or "
+            "a directory or glob of nanoGPT-style uint16/uint32 token shards (docs/data.md).",
+        ),
+    ] = None,
 ) -> None:
     """Train every run of a sweep spec and write results.parquet (resumable; --plan to preview)."""
     import os
@@ -91,7 +99,11 @@ def sweep(
         if existing == "refuse":
             early.guard_out()
     sweep_spec = load_spec(preset_path(preset) if preset else Path(spec))
-    runs = plan(sweep_spec)
+    if data is not None:
+        import dataclasses
+
+        sweep_spec = dataclasses.replace(sweep_spec, train={**sweep_spec.train, "data": data})
+    runs = plan(sweep_spec, check_epochs=not plan_only)  # --plan lists runs that would repeat data
     console = Console(stderr=True, soft_wrap=True)  # log lines stay whole off a terminal
     n_cpus = len(os.sched_getaffinity(0))
     if executor == "local":
@@ -170,26 +182,35 @@ def _print_plan(spec, runs, workers: int, threads: int, executor: str, console) 
             estimate(
                 runs, threads, workers, progress=lambda i, n: status.update(f"timed shape {i + 1}/{n} ...")
             )
+    from scaling.errors import UserError
     from scaling.memory import available_bytes, format_bytes
     from sweeps.driver import run_memory
+    from sweeps.plan import check_data_epochs, epochs_of
 
-    epochs = _epochs(runs)
+    epochs = epochs_of(runs)
     memory = {r.run_id: run_memory(r).total for r in runs}
-    table = Table(title=f"sweep {spec.name}: {len(runs)} runs")
-    cols = ("#", "run_id", "N", "D", "D/N", "epochs", "precision", "optimizer", "seed", "lr", "FLOPs",
-            "memory", "est.")  # fmt: skip
+    n_points = sum(len(r.store_ids) for r in runs)
+    results = f", {n_points} results" if n_points != len(runs) else ""
+    table = Table(title=f"sweep {spec.name}: {len(runs)} runs{results}")
+    cols = ("#", "run_id", "N", "D", "D/N", "epochs", "cooldown", "precision", "optimizer", "seed", "lr",
+            "FLOPs", "memory", "est.")  # fmt: skip
     for col in cols:
         table.add_column(col, justify="right" if col not in ("run_id", "precision", "optimizer") else "left")
-    for i, r in enumerate(runs):
+    rows = [x for i, r in enumerate(runs) for x in [(str(i + 1), r, r)]
+            + [(f"{i + 1}.{k + 1}", b, r) for k, b in enumerate(r.branches)]]  # fmt: skip
+    for label, r, job in rows:
         t = r.config["train"]
         lr = t["lr"]
         ratio = f"{r.tokens / r.n_params:.3g}" if r.tokens else ""
         ep = f"{epochs[r.run_id]:.2g}" if r.run_id in epochs else ""
+        cooldown = "trunk" if r.branches else f"{r.cooldown_tokens:.3g}" if r.parent else ""
+        own = r is job  # a branch shares its trunk's memory and time
         table.add_row(
-            str(i + 1), r.run_id, f"{r.n_params:.3g}", f"{r.tokens:.3g}" if r.tokens else "task",
-            ratio, ep, t["precision"], t["optimizer"], str(t["seed"]),
+            label, r.run_id, f"{r.n_params:.3g}", f"{r.tokens:.3g}" if r.tokens else "task",
+            ratio, ep, cooldown, t["precision"], t["optimizer"], str(t["seed"]),
             "default" if lr is None else f"{lr:.3g}", f"{r.flops:.3g}" if math.isfinite(r.flops) else "",
-            format_bytes(memory[r.run_id]), f"{r.est_seconds:.1f} s" if math.isfinite(r.est_seconds) else "?",
+            format_bytes(memory[r.run_id]) if own else "",
+            f"{r.est_seconds:.1f} s" if own and math.isfinite(r.est_seconds) else "?" if own else "",
         )  # fmt: skip
     import sys
 
@@ -204,6 +225,19 @@ def _print_plan(spec, runs, workers: int, threads: int, executor: str, console) 
         f"runs: {len(runs)}; training FLOPs: {flops:.3g}; largest run needs an estimated {peak} of memory "
         f"({format_bytes(have)} available, {source})"
     ]
+    trunks = [r for r in runs if r.branches]
+    if trunks:
+        separate = sum(b.flops for r in trunks for b in r.branches)
+        spent = sum(r.flops for r in trunks)
+        lines.append(
+            f"WSD trunks: {len(trunks)} with {sum(len(r.branches) for r in trunks)} cooldown branches (each "
+            f"a result) train {spent:.3g} FLOPs; as separate runs the same (N, D) points would take "
+            f"{separate:.3g} ({separate / spent:.2f}×)"
+        )
+    try:
+        check_data_epochs(runs, spec.max_epochs, spec.name)
+    except UserError as exc:
+        lines.append(f"warning: the sweep would refuse to start: {exc}")
     if spec.ptq_methods:
         lines.append(f"PTQ: {', '.join(spec.ptq_methods)} × {', '.join(spec.ptq_formats)} after every run")
     if est:
@@ -220,21 +254,6 @@ def _print_plan(spec, runs, workers: int, threads: int, executor: str, console) 
             "and only shapes whose step this machine can time in seconds)"
         )
     typer.echo("\n".join(lines))
-
-
-def _epochs(runs) -> dict[str, float]:
-    """run_id → passes over the training split (lm runs); > 1 means repeated data."""
-    from scaling.data import load_corpus
-
-    sizes: dict[str, int] = {}
-    out = {}
-    for r in runs:
-        if r.tokens:
-            data = r.config["train"]["data"]
-            if data not in sizes:
-                sizes[data] = load_corpus(data).n_train_tokens
-            out[r.run_id] = r.tokens / sizes[data]
-    return out
 
 
 COMMANDS = {"sweep": sweep}

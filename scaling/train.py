@@ -270,6 +270,7 @@ class RunResult:
             "d_model": self.shape["d_model"],
             "n_layers": self.shape["n_layers"],
             "schedule": cfg.schedule,
+            "cooldown_tokens": cfg.lr_schedule().cooldown * cfg.batch_size * cfg.seq_len,
             "eval_fraction": self.eval_fraction,
             "corpus": self.data.get("name", ""),
             "corpus_tokens": self.data.get("n_train_tokens", 0),

@@ -35,6 +35,7 @@ from scaling.progress import LineProgress, fmt_seconds, on_terminal
 from sweeps.executors import Outcome
 from sweeps.plan import PlannedRun, Timing, estimate_seconds, step_flops
 from sweeps.store import RunStore
+from sweeps.trunks import write_rows
 
 
 @dataclass
@@ -178,16 +179,22 @@ def run_sweep(
     foreign = store.foreign_rows()
     if foreign and existing == "refuse":
         store.guard_out()  # raises, before anything is written
-    store.create()
-    summary = SweepSummary(planned=len(runs), recovered=store.recover())
-    if foreign and existing == "overwrite":
-        store.consolidate()  # replaced on purpose: from now on the file is this store's view
-    elif foreign:
-        summary.imported = store.guard_out(existing)
-    done = store.finished()
-    todo = [r for r in runs if r.run_id not in done]
+    try:
+        store.create()
+        summary = SweepSummary(planned=len(runs), recovered=store.recover())
+        if foreign and existing == "overwrite":
+            store.consolidate()  # replaced on purpose: from now on the file is this store's view
+        elif foreign:
+            summary.imported = store.guard_out(existing)
+        done = store.finished()
+        record = {**(record or {}), "planned": [r.run_id for r in runs], "executor": executor.describe()}
+        store.log_sweep(record)
+    except OSError as exc:
+        raise UserError(
+            f"{os_error_message(exc)}; no run was started: fix that and run the sweep again"
+        ) from None
+    todo = [r for r in runs if not set(r.store_ids) <= done]  # a WSD trunk: done when all its branches are
     summary.already_done = len(runs) - len(todo)
-    store.log_sweep({**(record or {}), "planned": [r.run_id for r in runs], "executor": executor.describe()})
     if todo:
         executor.start()
     if todo and executor.slots > 1:
@@ -221,10 +228,10 @@ def run_sweep(
                 if not in_flight:
                     break
                 outcome: Outcome = executor.wait()
-                in_flight.discard(outcome.run_id)
                 cost_left -= cost[outcome.run_id]
                 eta.update(outcome.seconds, cost[outcome.run_id])
                 _record(outcome, by_id[outcome.run_id], store, summary)
+                in_flight.discard(outcome.run_id)  # after the write: a failed write's claim is released
                 progress.advance(summary, eta.remaining(cost_left), by_id[outcome.run_id].label)
                 if time.perf_counter() - last_consolidate > consolidate_every:
                     store.consolidate()
@@ -256,7 +263,7 @@ def run_sweep(
 def _record(outcome: Outcome, run: PlannedRun, store: RunStore, summary: SweepSummary) -> None:
     if outcome.rows is not None:
         try:
-            store.write_run(outcome.run_id, outcome.rows)
+            write_rows(store, run, outcome.rows)  # a WSD trunk: one run file per branch
         except (ValueError, RuntimeError) as exc:  # rows that do not fit the schema are a failure
             outcome = Outcome(outcome.run_id, None, f"bad rows: {exc}", outcome.seconds)
         else:

@@ -45,6 +45,14 @@ class PlannedRun:
     flops: float  # training FLOPs (scaling.flops.training_flops); NaN when tokens are unknown
     shape: dict[str, int] = field(default_factory=dict)
     est_seconds: float = float("nan")
+    branches: list[PlannedRun] = field(default_factory=list)  # a WSD trunk: its cooldown branches
+    parent: str = ""  # a branch: the run_id of its trunk
+    cooldown_tokens: int = 0  # a branch: tokens of its cooldown
+
+    @property
+    def store_ids(self) -> list[str]:
+        """The runs this job writes to the results store: its branches for a trunk, else itself."""
+        return [b.run_id for b in self.branches] or [self.run_id]
 
     @property
     def label(self) -> str:
@@ -75,8 +83,13 @@ def _round_tokens(tokens: float, batch_size: int, seq_len: int) -> int:
     return max(1, round(tokens / per_step)) * per_step
 
 
-def plan(spec: SweepSpec) -> list[PlannedRun]:
-    """All runs of `spec`, in spec order, without duplicates (runs whose resolved configs coincide)."""
+def plan(spec: SweepSpec, *, check_epochs: bool = True) -> list[PlannedRun]:
+    """All runs of `spec`, in spec order, without duplicates (runs whose resolved configs coincide).
+
+    With `[schedule] kind = "wsd"` (and branches, the default) the runs that differ only in D are folded
+    into trunks (`sweeps.trunks.group_branches`). With `check_epochs` lm runs that would read their corpus
+    more than `spec.max_epochs` times are refused (`check_data_epochs`).
+    """
     from scaling.train import TrainConfig
 
     base = {**spec.train}
@@ -158,7 +171,54 @@ def plan(spec: SweepSpec) -> list[PlannedRun]:
                 },
             ),
         )
-    return list(runs.values())
+    planned = list(runs.values())
+    if spec.schedule == "wsd" and spec.branches:
+        from sweeps.trunks import group_branches
+
+        planned = group_branches(planned)
+    if check_epochs:
+        check_data_epochs(planned, spec.max_epochs, spec.name)
+    return planned
+
+
+def epochs_of(runs: Sequence[PlannedRun]) -> dict[str, float]:
+    """run_id → passes over its corpus's training split, for lm runs and branches (bios runs make their data);
+    a trunk's are its longest branch's. Loads each corpus once (cached per process)."""
+    from scaling.data import load_corpus
+
+    out: dict[str, float] = {}
+    for r in runs:
+        data = r.config["train"].get("data")
+        if r.config["task"] == "lm" and data is not None and r.tokens:
+            n = load_corpus(data).n_train_tokens
+            out[r.run_id] = r.tokens / n
+            out.update({b.run_id: b.tokens / n for b in r.branches})
+    return out
+
+
+def check_data_epochs(runs: Sequence[PlannedRun], max_epochs: float = 1.0, name: str = "sweep") -> None:
+    """Refuse (UserError) runs that would read their corpus more than `max_epochs` times, naming them and
+    by how much, and how to pass a larger corpus or allow repetition (repeated data changes scaling;
+    Muennighoff et al. 2023)."""
+    epochs = epochs_of(runs)
+    over = [r for r in runs if epochs.get(r.run_id, 0.0) > max_epochs]
+    over.sort(key=lambda r: -epochs[r.run_id])
+    if not over:
+        return
+    from scaling.data import load_corpus
+
+    data = over[0].config["train"]["data"]
+    corpus = load_corpus(data)
+    shown = "; ".join(f"{r.label} reads it {epochs[r.run_id]:.3g}×" for r in over[:3])
+    more = f" (and {len(over) - 3} more)" if len(over) > 3 else ""
+    need = max(r.tokens for r in over) / max_epochs
+    raise UserError(
+        f"{name}: {len(over)} of {len(runs)} runs would repeat their data beyond max_epochs = {max_epochs:g} "
+        f"of corpus {corpus.name!r} ({corpus.n_train_tokens:,} training tokens): {shown}{more}. Pass a "
+        f"corpus of at least {need:,.0f} tokens (scalefit sweep --data DIR_OR_GLOB of nanoGPT-style "
+        f"uint16/uint32 token shards, see docs/data.md, or [train] data in the spec) or allow repeats with "
+        f"[sweep] max_epochs = {epochs[over[0].run_id]:.3g}"
+    )
 
 
 def _variant_axes(spec: SweepSpec) -> list[dict[str, Any]]:
@@ -198,8 +258,13 @@ class Timing:
     forward_token: float  # forward pass per token (evaluation, PTQ, GPTQ calibration)
 
 
+# Fields that do not change the cost of a step or a forward pass (one timing serves all their values).
+_UNTIMED = ("tokens", "seed", "lr", "data", "eval_tokens", "n_evals", "schedule", "warmup_frac",
+            "warmup_tokens", "min_lr_frac", "cooldown_frac", "cooldown_shape")  # fmt: skip
+
+
 def _timing_key(config: dict[str, Any]) -> str:
-    t = {k: v for k, v in config["train"].items() if k not in ("tokens", "seed", "lr", "data")}
+    t = {k: v for k, v in config["train"].items() if k not in _UNTIMED}
     return json.dumps(t, sort_keys=True)
 
 
@@ -240,16 +305,31 @@ def estimate_seconds(config: dict[str, Any], timing: Timing) -> float:
     """Wall time of one run: training steps + (n_evals + 1) validation passes + PTQ evaluations.
 
     t = steps·t_step + t_fwd·[(n_evals + 1)·E + Σ_(method, format) (E + [gptq]·(1 + GPTQ_OVERHEAD)·C)]
-    with E = eval tokens, C = calibration tokens.
+    with E = eval tokens, C = calibration tokens. A WSD trunk takes max_k F_k + Σ_k C_k steps (its last fork
+    plus every cooldown), n_evals − 1 passes along the trunk and, per branch, a final pass and its PTQ.
     """
-    t = config["train"]
+    t, ptq = config["train"], config["ptq"]
+    if "branches" in config:  # a WSD trunk: to its last fork, every cooldown, a final eval + PTQ per branch
+        from scaling.branches import branch_plan
+        from scaling.train import TrainConfig
+
+        plans = [branch_plan(TrainConfig(**b["train"])) for b in config["branches"]]
+        steps = max(f for f, _ in plans) + sum(c for _, c in plans)
+        evals = max(0, t["n_evals"] - 1) * t["eval_tokens"]
+        evals += sum(_ptq_tokens(b["train"], ptq) + b["train"]["eval_tokens"] for b in config["branches"])
+        return RUN_OVERHEAD_S * len(plans) + steps * timing.step + evals * timing.forward_token
     steps = max(1, round(t["tokens"] / (t["batch_size"] * t["seq_len"])))
-    evals = (t["n_evals"] + 1) * t["eval_tokens"]
-    ptq = config["ptq"]
+    evals = (t["n_evals"] + 1) * t["eval_tokens"] + _ptq_tokens(t, ptq)
+    return RUN_OVERHEAD_S + steps * timing.step + evals * timing.forward_token
+
+
+def _ptq_tokens(t: dict[str, Any], ptq: dict[str, Any]) -> float:
+    """Forward tokens of a run's PTQ evaluations: E per setting, plus GPTQ's calibration passes."""
+    evals = 0.0
     for method in ptq["methods"]:
         per = t["eval_tokens"] + (ptq["calib_tokens"] * (1 + GPTQ_OVERHEAD) if method == "gptq" else 0)
         evals += per * len(ptq["formats"])
-    return RUN_OVERHEAD_S + steps * timing.step + evals * timing.forward_token
+    return evals
 
 
 # Shapes whose optimizer step costs more FLOPs than this are not timed (one step would take minutes on a

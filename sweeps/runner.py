@@ -29,12 +29,20 @@ TASK_RUNNERS = {"lm": "sweeps.runner:run_lm", "bios": "sweeps.runner:run_bios"}
 
 def execute(run_id: str, config: dict[str, Any]) -> list[dict[str, Any]]:
     """Run `config` (a resolved config from `sweeps.plan`) and return its rows, stamped with provenance."""
-    from scaling.version import __version__, git_commit
-
     if config.get("task") not in TASK_RUNNERS:
         raise ValueError(f"unknown task {config.get('task')!r}; known: {', '.join(TASK_RUNNERS)}")
+    if "branches" in config:  # a WSD trunk: rows of every branch, each stamped as its own run
+        from sweeps.trunks import run_trunk
+
+        return run_trunk(run_id, config)
     module, _, name = TASK_RUNNERS[config["task"]].partition(":")
-    rows = getattr(importlib.import_module(module), name)(config, run_id)
+    return stamp(getattr(importlib.import_module(module), name)(config, run_id), run_id, config)
+
+
+def stamp(rows: list[dict[str, Any]], run_id: str, config: dict[str, Any]) -> list[dict[str, Any]]:
+    """Stamp a run's rows with its run_id, task, resolved config JSON, scalefit version and git commit."""
+    from scaling.version import __version__, git_commit
+
     config_json = json.dumps(config, sort_keys=True, separators=(",", ":"))
     for row in rows:
         row.update(
@@ -50,12 +58,21 @@ def execute(run_id: str, config: dict[str, Any]) -> list[dict[str, Any]]:
 def run_lm(config: dict[str, Any], run_id: str = "") -> list[dict[str, Any]]:
     """Train a language model as `config["train"]` says, then evaluate PTQ as `config["ptq"]` says."""
     from scaling.data import load_corpus
-    from scaling.ptq import evaluate_ptq
     from scaling.train import TrainConfig, train
 
     cfg = TrainConfig(**config["train"])
     data = load_corpus(cfg.data)  # cached per process
-    result = train(cfg, data=data)
+    return lm_rows(train(cfg, data=data), data, config, run_id)
+
+
+def lm_rows(
+    result: Any, data: Any, config: dict[str, Any], run_id: str = "", extra: dict[str, Any] | None = None
+) -> list[dict[str, Any]]:
+    """The rows of a trained language model: its own and one per PTQ setting of `config["ptq"]`
+    (`scaling.ptq.evaluate_ptq`), plus `extra` columns (a WSD branch's parent_run_id)."""
+    from scaling.ptq import evaluate_ptq
+
+    cfg = result.config
     diagnostics = {
         "best_val_loss": result.best_val_loss,
         "max_abs_logit": result.max_abs_logit,
@@ -66,7 +83,8 @@ def run_lm(config: dict[str, Any], run_id: str = "") -> list[dict[str, Any]]:
         "shape": result.shape,
         "data": result.data,
     }
-    base = {"run_id": run_id, "task": "lm", **_training_columns(result, config)}
+    base = {"run_id": run_id, "task": "lm", "parent_run_id": "", **_training_columns(result, config)}
+    base.update(extra or {})
     rows = [_ptq_row(base, diagnostics, "none", None, result.val_loss, 0.0)]
     if result.status != "ok" or result.model is None:
         return rows

@@ -8,6 +8,7 @@ name = "smoke"
 description = "..."
 task = "lm"                  # "lm" (language modelling) or "bios" (knowledge capacity, issue 6)
 design = "grid"              # "grid" (n × tokens) or "isoflop" (per budget C, each n with D = C / 6N)
+max_epochs = 1               # refuse runs that would read their corpus more often than this (default 1)
 
 [grid]                       # design = "grid"
 n = [2e4, 6e4]               # target non-embedding parameters (the shape family picks the shape)
@@ -49,6 +50,14 @@ methods = ["rtn", "gptq"]
 formats = ["int4", "int8"]   # scaling.formats.parse_format names
 calib_tokens = 16384         # calibration tokens from the training split (GPTQ)
 
+[schedule]                   # the learning-rate schedule (scaling/schedule.py)
+kind = "wsd"                 # "cosine" (default: warmup, cosine to train.min_lr_frac) or "wsd"
+cooldown = 0.2               # wsd: fraction of each run's D spent in the final decay
+shape = "1-sqrt"             # wsd: cooldown shape, "1-sqrt" or "linear"
+warmup_tokens = 5e4          # wsd: fixed warmup (default: train.warmup_frac of the trunk's shortest D)
+branches = true              # wsd: the D's of one (n, precision, seed, ...) are cooldown branches of one
+                             # run (default; sweeps/trunks.py), each its own result; false: separate runs
+
 [bios]                       # task = "bios" only: scaling.capacity.make_source options
 variant = "bioS"             # (variant, junk, junk_kind, domain_token, bioD, name_tokens, data_seed, pieces)
 ```
@@ -75,7 +84,7 @@ PTQ_METHODS = ("rtn", "gptq")
 
 # The keys each table accepts (anything else is rejected by name).
 TABLES: dict[str, tuple[str, ...]] = {
-    "sweep": ("name", "description", "task", "design"),
+    "sweep": ("name", "description", "task", "design", "max_epochs"),
     "grid": ("n", "tokens", "precision"),
     "isoflop": ("budgets", "n", "min_tokens", "max_tokens"),
     "axes": (
@@ -85,10 +94,12 @@ TABLES: dict[str, tuple[str, ...]] = {
     "lr": ("rule", "value", "n_ref", "alpha"),
     "train": (),  # validated against scaling.train.TrainConfig's fields
     "ptq": ("methods", "formats", "calib_tokens"),
+    "schedule": ("kind", "cooldown", "shape", "warmup_tokens", "branches"),
     "bios": (),  # validated against scaling.capacity.BIOS_OPTIONS
 }
 # TrainConfig fields a spec sets through other tables (or that are execution details, not run config).
 AXIS_FIELDS = ("n", "tokens", "precision", "optimizer", "seed", "lr", "threads")
+SCHEDULE_FIELDS = ("schedule", "cooldown_frac", "cooldown_shape", "warmup_tokens")  # set in [schedule]
 
 
 @dataclass(frozen=True)
@@ -133,6 +144,9 @@ class SweepSpec:
     calib_tokens: int = 16384
     bios: dict[str, Any] = field(default_factory=dict)
     source: str = ""
+    schedule: str = "cosine"  # "cosine" | "wsd" (its options are in `train`)
+    branches: bool = True  # wsd: every D of a trunk as a cooldown branch of one run (sweeps/trunks.py)
+    max_epochs: float = 1.0  # refuse lm runs that would read their corpus more often (sweeps.plan)
 
     def lr_for(self, n: float, mult: float) -> float | None:
         """The peak learning rate for target size n under this spec's rule (None: the trainer's default)."""
@@ -256,6 +270,8 @@ def parse_spec(data: dict[str, Any], source: str = "<spec>") -> SweepSpec:
     kw["lr_n_ref"] = g.number("lr", "n_ref", 1e6)
     kw["lr_alpha"] = g.number("lr", "alpha", 0.25, allow_zero=True)
     kw["train"] = _check_train(data.get("train", {}), where)
+    kw.update(_check_schedule(data.get("schedule", {}), kw["train"], g, where))
+    kw["max_epochs"] = g.number("sweep", "max_epochs", 1.0)
     if "mlp" in data.get("axes", {}):
         kw["mlp"] = g.choices("axes", "mlp", ("gelu", "swiglu"), ())
         if "mlp" in kw["train"]:
@@ -459,7 +475,8 @@ def train_fields() -> dict[str, dataclasses.Field]:
     """The `TrainConfig` fields a spec's [train] table may set."""
     from scaling.train import TrainConfig
 
-    return {f.name: f for f in dataclasses.fields(TrainConfig) if f.name not in AXIS_FIELDS}
+    skip = AXIS_FIELDS + SCHEDULE_FIELDS
+    return {f.name: f for f in dataclasses.fields(TrainConfig) if f.name not in skip}
 
 
 def _check_train(table: dict[str, Any], where: str) -> dict[str, Any]:
@@ -467,8 +484,9 @@ def _check_train(table: dict[str, Any], where: str) -> dict[str, Any]:
     fields = train_fields()
     out: dict[str, Any] = {}
     for key, value in table.items():
-        if key in AXIS_FIELDS:
+        if key in AXIS_FIELDS + SCHEDULE_FIELDS:
             home = {"n": "grid/isoflop", "tokens": "grid", "lr": "lr", "threads": "the --threads option"}
+            home |= dict.fromkeys(SCHEDULE_FIELDS, "schedule")
             raise UserError(f"{where}: train.{key} is set in [{home.get(key, 'axes')}], not [train]")
         if key not in fields:
             raise UserError(f"{where}: unknown key train.{key}; valid keys in [train]: {', '.join(fields)}")
@@ -496,6 +514,30 @@ def _check_train(table: dict[str, Any], where: str) -> dict[str, Any]:
     except UserError as exc:
         raise UserError(f"{where}: [train] {exc}") from None
     return out
+
+
+def _check_schedule(table: dict[str, Any], train: dict[str, Any], g: _Getter, where: str) -> dict[str, Any]:
+    """[schedule]: kind cosine (the default) or wsd with its cooldown fraction, shape, fixed warmup and
+    whether D's of one run are branches of one trunk; the TrainConfig fields go into `train`."""
+    from scaling.schedule import COOLDOWN_SHAPES, SCHEDULES
+
+    kind = g.choice("schedule", "kind", SCHEDULES, "cosine")
+    if kind == "cosine":
+        for key in table:
+            if key != "kind":
+                raise UserError(f"{where}: schedule.{key} needs schedule.kind = 'wsd'")
+        return {"schedule": kind}
+    cooldown = g.number("schedule", "cooldown", 0.2)
+    if not cooldown < 1:
+        raise g.fail("schedule", "cooldown", "a fraction of each run in (0, 1)", cooldown)
+    train.update(schedule=kind, cooldown_frac=cooldown)
+    train["cooldown_shape"] = g.choice("schedule", "shape", COOLDOWN_SHAPES, "1-sqrt")
+    if "warmup_tokens" in table:
+        train["warmup_tokens"] = g.number("schedule", "warmup_tokens")
+    branches = table.get("branches", True)
+    if not isinstance(branches, bool):
+        raise g.fail("schedule", "branches", "true or false", branches)
+    return {"schedule": kind, "branches": branches}
 
 
 def _check_optimizers(spec: SweepSpec, where: str) -> None:

@@ -104,3 +104,69 @@ def test_sigkill_then_resume_runs_every_planned_run_exactly_once(tmp_path: Path)
         assert (runs_dir / f"{stem}.parquet").stat().st_mtime_ns == mtime
     root = tmp_path / "res.runs"
     assert not list(root.rglob("*.tmp.*")) and not list((root / "claims").iterdir())
+
+
+WSD_SPEC = """
+[sweep]
+name = "resume-wsd"
+[grid]
+n = [1e4]
+tokens = [4096, 6144, 8192]
+[axes]
+precision = ["fp32"]
+seed = [0, 1, 2]
+[schedule]
+kind = "wsd"
+cooldown = 0.25
+[train]
+batch_size = 8
+seq_len = 32
+eval_tokens = 1024
+n_evals = 1
+[ptq]
+methods = ["rtn"]
+formats = ["int4"]
+"""
+
+
+def test_wsd_branches_resume_exactly_once_each_after_sigkill(tmp_path: Path) -> None:
+    spec = tmp_path / "spec.toml"
+    spec.write_text(WSD_SPEC)
+    trunks = plan(load_spec(spec))
+    branches = {b.run_id: t.run_id for t in trunks for b in t.branches}
+    assert len(trunks) == 3 and len(branches) == 9
+    out = tmp_path / "res.parquet"
+    runs_dir = tmp_path / "res.runs" / "runs"
+
+    proc = _sweep(spec, out, "--workers", "2", "--threads", "1")
+    deadline = time.monotonic() + 120
+    while not (runs_dir.is_dir() and len(list(runs_dir.glob("*.parquet"))) >= 3):
+        assert proc.poll() is None, proc.communicate()[0]
+        assert time.monotonic() < deadline, "the sweep finished no trunk in 120 s"
+        time.sleep(0.05)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    done = {p.stem for p in runs_dir.glob("*.parquet")}
+    assert done <= set(branches) and len(done) < len(branches), "kill the sweep mid-run"
+    finished_trunks = {branches[b] for b in done}
+    # a kill between two branch writes of one trunk: one branch file missing, its siblings written
+    lost = sorted(done)[0]
+    (runs_dir / f"{lost}.parquet").unlink()
+    kept = {p.stem: p.stat().st_mtime_ns for p in runs_dir.glob("*.parquet")}
+
+    resumed = _sweep(spec, out, "--resume", "--workers", "1")
+    log = resumed.communicate(timeout=200)[0]
+    assert resumed.returncode == 0, log
+    df = pd.read_parquet(out)
+    none = df[df["ptq_method"] == "none"]
+    counts = none.groupby("run_id").size()
+    assert set(counts.index) == set(branches) and (counts == 1).all()  # every branch exactly once
+    assert len(df) == 2 * len(branches)
+    assert dict(zip(none["run_id"], none["parent_run_id"], strict=True)) == branches
+    assert sorted(none["D"].unique().tolist()) == [4096, 6144, 8192]
+    assert (none["cooldown_tokens"] == none["D"] // 4).all()
+    for stem, mtime in kept.items():  # written branches were not rewritten
+        assert (runs_dir / f"{stem}.parquet").stat().st_mtime_ns == mtime
+    assert (runs_dir / f"{lost}.parquet").exists() and len(finished_trunks) >= 1
+    root = tmp_path / "res.runs"
+    assert not list(root.rglob("*.tmp.*")) and not list((root / "claims").iterdir())

@@ -32,7 +32,7 @@ def test_required_presets_exist() -> None:
 @pytest.mark.parametrize("name", preset_names())
 def test_presets_parse_and_plan(name: str) -> None:
     spec = load_spec(preset_path(name))
-    runs = plan(spec)
+    runs = plan(spec, check_epochs=not name.endswith("-gpu"))  # GPU presets need a large corpus
     assert runs and len({r.run_id for r in runs}) == len(runs)
 
 
@@ -147,7 +147,80 @@ def test_wall_time_estimate_formula_and_makespan() -> None:
 
 
 def test_shapes_too_large_to_time_are_left_unestimated() -> None:
-    runs = plan(load_spec("precision-gpu"))
+    runs = plan(load_spec("precision-gpu"), check_epochs=False)
     calls = []
     estimate(runs[:5], threads=1, measure=lambda cfg, threads: calls.append(cfg) or Timing(1.0, 1.0))
     assert not calls and all(math.isnan(r.est_seconds) for r in runs[:5])
+
+
+def wsd_doc(**schedule) -> dict:
+    return base(
+        grid={"n": [1e4], "tokens": [2048, 4096, 8192]},
+        axes={"seed": [0, 1]},
+        schedule={"kind": "wsd", **schedule},
+        ptq={"methods": ["rtn"], "formats": ["int4"]},
+    )
+
+
+def test_wsd_runs_of_one_model_become_one_trunk_whose_branches_are_the_separate_runs() -> None:
+    trunks = plan(parse_spec(wsd_doc(cooldown=0.25, warmup_tokens=512)))
+    assert len(trunks) == 2 and all(len(t.branches) == 3 for t in trunks)
+    separate = plan(parse_spec(wsd_doc(cooldown=0.25, warmup_tokens=512, branches=False)))
+    assert len(separate) == 6
+    # each branch is the separate WSD run: same config, same run_id
+    assert {b.run_id for t in trunks for b in t.branches} == {r.run_id for r in separate}
+    for t in trunks:
+        assert t.store_ids == [b.run_id for b in t.branches] and t.run_id not in t.store_ids
+        assert [b.tokens for b in t.branches] == [2048, 4096, 8192] and {b.parent for b in t.branches} == {
+            t.run_id
+        }
+        assert [b.cooldown_tokens for b in t.branches] == [512, 1024, 2048]  # 25% of each D, whole steps
+        # trunk FLOPs = stable part to the last fork + every cooldown, less than the separate runs'
+        per_token = t.branches[0].flops / 2048
+        assert t.flops == pytest.approx(per_token * (6144 + 512 + 1024 + 2048))
+        assert t.flops < sum(b.flops for b in t.branches)
+        assert all(b.config["train"]["warmup_tokens"] == 512 for b in t.branches)
+    # the default warmup is warmup_frac of the trunk's shortest D, in whole steps
+    default = plan(parse_spec(wsd_doc()))[0]
+    assert {b.config["train"]["warmup_tokens"] for b in default.branches} == {256.0}  # 10% of 16 steps
+    timing = Timing(step=0.01, forward_token=1e-6)
+    est = estimate_seconds(trunks[0].config, timing)
+    assert est < sum(estimate_seconds(b.config, timing) for b in trunks[0].branches)
+
+
+@pytest.mark.parametrize(
+    ("schedule", "message"),
+    [
+        ({"kind": "step"}, r"schedule\.kind must be one of cosine, wsd"),
+        ({"cooldown": 0.2}, r"schedule\.cooldown needs schedule\.kind = 'wsd'"),
+        ({"kind": "wsd", "cooldown": 1.5}, r"schedule\.cooldown must be a fraction"),
+        ({"kind": "wsd", "shape": "cubic"}, r"schedule\.shape must be one of"),
+        ({"kind": "wsd", "branches": "yes"}, r"schedule\.branches must be true or false"),
+        ({"kind": "wsd", "warmup": 3}, r"unknown key schedule\.warmup"),
+    ],
+)
+def test_bad_schedules_name_the_key(schedule: dict, message: str) -> None:
+    with pytest.raises(UserError, match=message):
+        parse_spec(base(schedule=schedule), "t.toml")
+    with pytest.raises(UserError, match=r"train\.schedule is set in \[schedule\]"):
+        parse_spec(base(train={"schedule": "wsd"}), "t.toml")
+
+
+def test_runs_beyond_one_epoch_are_refused_unless_the_spec_allows_them(tmp_path) -> None:
+    import numpy as np
+
+    (tmp_path / "train.bin").write_bytes(np.arange(3000, dtype=np.uint16).tobytes())
+    (tmp_path / "val.bin").write_bytes(np.arange(500, dtype=np.uint16).tobytes())
+    doc = base(grid={"n": [1e4], "tokens": [1024, 4096, 8192]}, train={"data": str(tmp_path)})
+    with pytest.raises(UserError) as err:
+        plan(parse_spec(doc, "t.toml"))
+    text = str(err.value)
+    assert "2 of 3 runs would repeat their data beyond max_epochs = 1" in text
+    assert "D=8.19k fp32" in text or "D=8.19k bf16" in text
+    assert "2.73×" in text and "--data" in text and "max_epochs = 2.73" in text
+    assert len(plan(parse_spec(base(sweep={"max_epochs": 3}, **{k: doc[k] for k in ("grid", "train")})))) == 3
+
+
+def test_gpu_presets_require_a_large_corpus() -> None:
+    with pytest.raises(UserError, match=r"precision-gpu: 440 of 440 runs would repeat .* --data DIR_OR_GLOB"):
+        plan(load_spec("precision-gpu"))

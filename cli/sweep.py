@@ -135,14 +135,13 @@ def sweep(
 
         ex = RayExecutor(execute, address=address, cpus=cpus_per_run, gpus=gpus_per_run, threads=threads,
                          max_in_flight=workers)  # fmt: skip
-    console.print(
+    header = (
         f"sweep [bold]{sweep_spec.name}[/]: {len(runs)} runs → {out} (runs in {store.root}), {ex.describe()}"
     )
     record = {"spec": sweep_spec.source, "name": sweep_spec.name, "scalefit_version": __version__,
               "git_commit": git_commit()}  # fmt: skip
-    summary = run_sweep(
-        runs, store, ex, resume=resume, existing=existing, show_progress=not quiet, record=record
-    )
+    summary = run_sweep(runs, store, ex, resume=resume, existing=existing, show_progress=not quiet,
+                        record=record, on_start=lambda: console.print(header))  # fmt: skip
     parts = [f"{summary.ok} ok", f"{summary.diverged} diverged", f"{summary.failed} failed"]
     if summary.already_done:
         parts.append(f"{summary.already_done} already done")

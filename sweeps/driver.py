@@ -26,7 +26,7 @@ import contextlib
 import functools
 import math
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -165,11 +165,13 @@ def run_sweep(
     show_progress: bool = True,
     consolidate_every: float = 30.0,
     record: dict[str, Any] | None = None,
+    on_start: Callable[[], None] | None = None,
 ) -> SweepSummary:
     """Execute every planned run not yet in `store` on `executor` (see module docstring).
 
     `existing`: what to do when results.parquet holds rows the store cannot rebuild (`RunStore.guard_out`):
     "refuse" (UserError), "append" (import them as runs) or "overwrite" (replace the file now).
+    `on_start`: called once the checks passed and the store is ready, before the first run starts.
     """
     start = time.perf_counter()
     if hasattr(executor, "workers"):  # local: this machine runs them (Ray: each node checks its own runs)
@@ -195,6 +197,8 @@ def run_sweep(
         ) from None
     todo = [r for r in runs if not set(r.store_ids) <= done]  # a WSD trunk: done when all its branches are
     summary.already_done = len(runs) - len(todo)
+    if on_start is not None:
+        on_start()
     if todo:
         executor.start()
     if todo and executor.slots > 1:

@@ -26,8 +26,27 @@ def train(
     mlp: Annotated[str, typer.Option("--mlp", help="gelu or swiglu.")] = "gelu",
     loss: Annotated[str, typer.Option("--loss", help="ce (softmax cross-entropy) or stablemax.")] = "ce",
     data: Annotated[
-        str, typer.Option("--data", help="'default' (packaged English text), a .txt file or a uint16 .bin.")
+        str,
+        typer.Option(
+            "--data",
+            help="'default' (packaged English text), a .txt file, a uint16 .bin, or a directory or glob of "
+            "nanoGPT-style uint16/uint32 token shards (docs/data.md).",
+        ),
     ] = "default",
+    eval_tokens: Annotated[
+        int | None,
+        typer.Option(
+            "--eval-tokens",
+            help="Validation tokens per evaluation (default: in proportion to the run, 5% of its compute "
+            "over all evaluations).",
+        ),
+    ] = None,
+    n_evals: Annotated[
+        int, typer.Option("--n-evals", help="Validation passes spread over training, the last at the end.")
+    ] = 8,
+    schedule: Annotated[
+        str, typer.Option("--schedule", help="Learning-rate schedule: cosine or wsd (warmup-stable-decay).")
+    ] = "cosine",
     seed: Annotated[
         int, typer.Option("--seed", help="Random seed (runs are deterministic for a seed on CPU).")
     ] = 0,
@@ -59,6 +78,9 @@ def train(
         data=data,
         seed=seed,
         threads=threads,
+        eval_tokens=eval_tokens,
+        n_evals=n_evals,
+        schedule=schedule,
     )
     corpus = load_corpus(cfg.data)  # bad paths fail here, before the progress bar draws
     if as_json or on_terminal():  # a bar on a terminal; --json prints nothing but the result
@@ -110,6 +132,7 @@ def train(
         ("training tokens D", f"{result.tokens:,}"),
         ("epochs over the corpus", f"{result.epochs:.3f}"),
         ("training FLOPs", f"{result.flops:.3g}"),
+        ("validation", f"{cfg.n_evals} × {cfg.eval_tokens:,} tokens: {result.eval_fraction:.1%} of compute"),
         ("max |logit|", f"{result.max_abs_logit:.2f}"),
         ("softmax-collapsed tokens", f"{result.softmax_collapse:.2%}"),
         ("tokens/s", f"{result.tokens_per_s:,.0f}"),

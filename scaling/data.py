@@ -336,55 +336,6 @@ def _split_tail(tokens: np.ndarray, val_fraction: float, what: str) -> tuple[np.
     return tokens[:-n_val], tokens[-n_val:]
 
 
-def _sha256_file(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for chunk in iter(lambda: fh.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
-
-
-def _read_bin(path: Path, vocab_size: int | None) -> np.ndarray:
-    size = path.stat().st_size
-    if size == 0:
-        raise UserError(f"token file {path} is empty")
-    if size % 2:
-        raise UserError(f"token file {path} has an odd number of bytes: not a nanoGPT-style uint16 .bin")
-    tokens = np.memmap(path, dtype=np.uint16, mode="r")
-    if vocab_size is not None and int(tokens.max()) >= vocab_size:
-        raise UserError(
-            f"token file {path} holds token id {int(tokens.max())} >= the stated vocab {vocab_size}"
-        )
-    return tokens
-
-
-def _user_bin(path: Path, vocab_size: int | None, val_fraction: float) -> ArrayTokenSource:
-    """A nanoGPT-style uint16 token file, or a directory with ``train.bin`` (and optionally ``val.bin``)."""
-    if path.is_dir():
-        train_path, val_path = path / "train.bin", path / "val.bin"
-        if not train_path.is_file():
-            raise UserError(f"directory {path} has no train.bin (expected nanoGPT-style train.bin/val.bin)")
-        train = _read_bin(train_path, vocab_size)
-        if val_path.is_file():
-            val = _read_bin(val_path, vocab_size)
-            val_desc = "val.bin"
-        else:
-            train, val = _split_tail(train, val_fraction, str(train_path))
-            val_desc = f"last {val_fraction:.0%} of train.bin"
-        files = [train_path] + ([val_path] if val_path.is_file() else [])
-    else:
-        train, val = _split_tail(_read_bin(path, vocab_size), val_fraction, str(path))
-        val_desc = f"last {val_fraction:.0%} of the file"
-        files = [path]
-    vocab = vocab_size if vocab_size is not None else int(max(train.max(), val.max())) + 1
-    meta = {
-        "tokenizer": "nanoGPT uint16 token ids",
-        "sources": [{"path": str(f), "bytes": f.stat().st_size, "sha256": _sha256_file(f)} for f in files],
-        "val_split": val_desc,
-    }
-    return ArrayTokenSource(path.name, train, val, vocab, meta)
-
-
 def _user_text(path: Path, val_fraction: float) -> ArrayTokenSource:
     data = path.read_bytes()
     if not data:
@@ -402,13 +353,20 @@ def _user_text(path: Path, val_fraction: float) -> ArrayTokenSource:
 
 @functools.lru_cache(maxsize=4)
 def _load_cached(spec: str, vocab_size: int | None, val_fraction: float) -> ArrayTokenSource:
+    from scaling.shards import is_glob, load_shards
+
     if spec == "default":
         return _default_corpus()
+    if is_glob(spec):
+        return load_shards(spec, vocab_size, val_fraction)
     path = Path(spec).expanduser()
     if not path.exists():
-        raise UserError(f"data path {spec} does not exist (use 'default', a .txt file or a uint16 .bin)")
+        raise UserError(
+            f"data path {spec} does not exist (use 'default', a .txt file, a uint16 .bin, or a directory or "
+            "glob of token shards)"
+        )
     if path.is_dir() or path.suffix == ".bin":
-        return _user_bin(path, vocab_size, val_fraction)
+        return load_shards(str(path), vocab_size, val_fraction)
     if vocab_size is not None and vocab_size != 256:
         raise UserError(
             f"text file {path} is read as bytes (vocab 256); vocab_size={vocab_size} applies to .bin"
@@ -426,15 +384,21 @@ def load_corpus(
     """Load a token source.
 
     ``spec``: ``"default"`` (packaged public-domain English, byte tokens); a path to a text file (bytes,
-    vocab 256); a nanoGPT-style uint16 ``.bin`` (vocab = ``vocab_size`` or max token + 1); or a directory
-    with ``train.bin`` and optionally ``val.bin``. User files without a validation file hold out their last
-    ``val_fraction`` of tokens. Results are cached per process (the default corpus loads in about a second).
+    vocab 256); or token shards (`scaling.shards`): a nanoGPT-style ``.bin`` file, a directory of ``.bin``
+    shards (``train.bin``/``val.bin``, llm.c's ``*_train_*.bin``/``*_val_*.bin``) or a glob of them, uint16
+    or uint32 ids, memory-mapped, with shards named ``*val*`` (else the last shard) held out; a single file
+    holds out its last ``val_fraction`` of tokens. Vocabulary: ``vocab_size``, meta.json, or the largest id +
+    1. Results are cached per process (the default corpus loads in about a second).
     """
     if not isinstance(spec, str | Path):
         raise UserError(f"data spec must be 'default' or a path, not {type(spec).__name__}")
     if not 0.0 < val_fraction < 1.0:
         raise UserError(f"val_fraction must be in (0, 1), not {val_fraction}")
-    if vocab_size is not None and not 2 <= vocab_size <= 65536:
-        raise UserError(f"vocab_size must be in [2, 65536] for uint16 tokens, not {vocab_size}")
-    key = "default" if str(spec) == "default" else str(Path(spec).expanduser().resolve())
+    if vocab_size is not None and not 2 <= vocab_size <= 1 << 32:
+        raise UserError(f"vocab_size must be in [2, 2^32] (uint16 or uint32 token ids), not {vocab_size}")
+    from scaling.shards import is_glob
+
+    text = str(spec)
+    path = Path(text).expanduser()
+    key = text if text == "default" else str(path.absolute() if is_glob(text) else path.resolve())
     return _load_cached(key, vocab_size, float(val_fraction))

@@ -114,7 +114,7 @@ def test_user_bin_file_and_directory(tmp_path):
         (None, "missing.txt", {}, "does not exist"),
         (b"", "empty.txt", {}, "empty"),
         (b"", "empty.bin", {}, "empty"),
-        (b"\x00\x01\x02", "odd.bin", {}, "odd number of bytes"),
+        (b"\x00\x01\x02", "odd.bin", {}, "not a whole number of uint16 ids"),
         (b"ab\x00cd" * 10, "data.txt", {}, "looks binary"),
         (b"abc", "tiny.txt", {}, "too few"),
         (b"xx", "weights.pt", {}, "unsupported data file type"),
@@ -133,7 +133,7 @@ def test_bad_inputs(tmp_path, content, name, kwargs, match):
 def test_bad_specs(tmp_path):
     with pytest.raises(UserError, match="must be 'default' or a path"):
         load_corpus(3)  # type: ignore[arg-type]
-    with pytest.raises(UserError, match=r"no train\.bin"):
+    with pytest.raises(UserError, match=r"holds no \.bin token shards"):
         load_corpus(tmp_path)
     with pytest.raises(UserError, match="val_fraction"):
         load_corpus("default", val_fraction=1.5)
@@ -169,3 +169,63 @@ def test_one_epoch_predicts_every_training_token_at_most_once() -> None:
     assert torch.equal(src.train_batch(5, batch, seq, 1), src.train_batch(5, batch, seq, 1))
     nxt = src.train_batch(steps + 1, batch, seq, seed=1)  # the second epoch starts over, shifted
     assert nxt.shape == (batch, seq + 1)
+
+
+def _llmc_shard(path, ids: np.ndarray, magic: int) -> None:
+    header = np.zeros(256, dtype="<i4")
+    header[0], header[1], header[2] = magic, 1, len(ids)
+    path.write_bytes(header.tobytes() + ids.tobytes())
+
+
+def test_token_shards_directory_glob_and_identity(tmp_path, monkeypatch):
+    from scaling import shards
+
+    d = tmp_path / "fineweb"
+    d.mkdir()
+    rng = np.random.default_rng(0)
+    parts = [rng.integers(0, 70_000, size=n, dtype=np.uint32) for n in (3000, 2000, 4000)]
+    for i, ids in enumerate(parts):
+        _llmc_shard(d / f"fw_train_{i:06d}.bin", ids, 20240801)  # uint32 ids (LLaMA 3 magic)
+    _llmc_shard(d / "fw_val_000000.bin", rng.integers(0, 70_000, size=1500, dtype=np.uint32), 20240801)
+    src = load_corpus(d)
+    assert src.n_train_tokens == 9000 and src.n_val_tokens == 1500
+    assert src.vocab_size == int(max(p.max() for p in parts)) + 1 > 65_536
+    assert all(isinstance(a, np.memmap) and a.dtype == np.uint32 for a in src.train)
+    batch = src.train_batch(0, 8, 64, seed=0)
+    assert batch.shape == (8, 65) and int(batch.max()) < src.vocab_size
+    whole = [bytes(a.tobytes()) for a in parts]
+    for row in batch:  # each window lies inside one training shard
+        assert any(row.numpy().astype(np.uint32).tobytes() in w for w in whole)
+    ident = src.identity()
+    assert ident["n_train_tokens"] == 9000 and len(ident["checksum"]) == 64
+    assert src.provenance()["shards"]["val"] == ["fw_val_000000.bin"]
+
+    train_only = load_corpus(str(d / "fw_train_*.bin"))  # a glob: the last shard is held out
+    assert train_only.n_train_tokens == 5000 and train_only.n_val_tokens == 4000
+    assert "last shard" in train_only.provenance()["val_split"]
+
+    _llmc_shard(d / "fw_train_000001.bin", parts[1][::-1].copy(), 20240801)  # re-tokenized shard
+    from scaling.data import _load_cached
+
+    _load_cached.cache_clear()
+    assert load_corpus(d).identity()["checksum"] != ident["checksum"]
+
+    raw = tmp_path / "raw"
+    raw.mkdir()
+    np.arange(5000, dtype=np.uint32).tofile(raw / "train.bin")
+    (raw / "meta.json").write_text('{"dtype": "uint32", "vocab_size": 6000, "tokenizer": "test"}')
+    assert load_corpus(raw).vocab_size == 6000 and load_corpus(raw).provenance()["tokenizer"] == "test"
+    monkeypatch.setattr(shards, "SCAN_LIMIT", 100)
+    _load_cached.cache_clear()
+    (raw / "meta.json").write_text('{"dtype": "uint32"}')
+    with pytest.raises(UserError, match="too many to scan for the vocabulary"):
+        load_corpus(raw)
+    _load_cached.cache_clear()
+    bad = tmp_path / "bad"
+    bad.mkdir()
+    _llmc_shard(bad / "train.bin", np.arange(10, dtype=np.uint16), 20240520)
+    (bad / "train.bin").write_bytes((bad / "train.bin").read_bytes()[:-2])
+    with pytest.raises(UserError, match=r"llm\.c header for 10 uint16 tokens"):
+        load_corpus(bad)
+    with pytest.raises(UserError, match="no token shards match"):
+        load_corpus(str(tmp_path / "nothing_*.bin"))

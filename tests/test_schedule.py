@@ -108,3 +108,21 @@ def test_a_diverging_trunk_gives_diverged_branches(toy) -> None:
     cfgs = [wsd(2560, lr=1e12, grad_clip=1e30), wsd(5120, lr=1e12, grad_clip=1e30)]
     results = train_branches(cfgs, toy)
     assert all(r.status == "diverged" and math.isnan(r.val_loss) for r in results)
+
+
+def test_train_cli_sets_the_eval_budget_and_schedule(tmp_path) -> None:
+    import json
+
+    from typer.testing import CliRunner
+
+    from cli.main import app
+
+    text = tmp_path / "corpus.txt"
+    text.write_text("the quick brown fox jumps over the lazy dog. " * 400)
+    args = ["train", "--n", "1e4", "--tokens", "1e4", "--precision", "fp32", "--data", str(text), "--seq-len",
+            "32", "--batch-size", "8", "--threads", "1", "--json", "--schedule", "wsd"]  # fmt: skip
+    default = json.loads(CliRunner().invoke(app, args).output)
+    assert default["config"]["eval_tokens"] == 16 * 32 and default["config"]["schedule"] == "wsd"
+    chosen = json.loads(CliRunner().invoke(app, [*args, "--eval-tokens", "2048", "--n-evals", "2"]).output)
+    assert chosen["config"]["eval_tokens"] == 2048 and len(chosen["val_curve"]) == 2
+    assert 0 < chosen["eval_fraction"] < 1 and 0 < default["eval_fraction"] < 0.25

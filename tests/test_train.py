@@ -53,6 +53,11 @@ def test_training_learns_and_is_deterministic(toy: ArrayTokenSource) -> None:
     assert a.flops > 6 * a.n_params * a.tokens and 0 < a.tokens_per_s and a.wall_time > 0
     assert len(a.train_curve) <= 100 and a.best_val_loss <= a.val_curve[0][1]
     assert evaluate_loss(a.model, toy.val_batches(16, 32, 4096)) == pytest.approx(a.val_loss)
+    cols = a.columns()  # corpus identity, schedule and evaluation share recorded with every run
+    assert (cols["corpus"], cols["corpus_tokens"]) == ("toy", toy.n_train_tokens)
+    assert cols["corpus_checksum"] == toy.identity()["checksum"] and cols["schedule"] == "cosine"
+    # 8 passes of 4096 tokens on a 39,936-token run: a forward pass is a third of a training step
+    assert a.eval_fraction == pytest.approx((8 * 4096 / 3) / (a.tokens + 8 * 4096 / 3), rel=0.02)
 
 
 def test_muon_and_stablemax_train(toy: ArrayTokenSource) -> None:

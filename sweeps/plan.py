@@ -95,18 +95,18 @@ def plan(spec: SweepSpec, *, check_epochs: bool = True) -> list[PlannedRun]:
     base = {**spec.train}
     probe = TrainConfig(**base)  # the fixed fields are valid on their own
     batch, seq = probe.batch_size, probe.seq_len
-    pairs: list[tuple[float, float, tuple[str, ...]]] = []  # (target n, tokens, training precisions)
+    pairs: list[tuple[float, float, tuple[str, ...], tuple[int, ...]]] = []  # (n, tokens, precisions, seeds)
     if spec.design == "grid":
         for block in spec.grid:
-            precisions = block.precision or spec.precision
-            pairs += [(n, d, precisions) for n in block.n for d in (block.tokens or (0.0,))]
+            precisions, seeds = block.precision or spec.precision, block.seed or spec.seed
+            pairs += [(n, d, precisions, seeds) for n in block.n for d in (block.tokens or (0.0,))]
     else:
         for budget in spec.budgets:
             for n in spec.n:
                 shape = TrainConfig(**base, n=n).model_config(vocab_size=256)
                 d = budget / training_flops(shape.n_params, 1.0)
                 if spec.min_tokens <= d <= spec.max_tokens:
-                    pairs.append((n, d, spec.precision))
+                    pairs.append((n, d, spec.precision, spec.seed))
         if not pairs:
             raise UserError(
                 "the isoflop design leaves no run between isoflop.min_tokens and isoflop.max_tokens"
@@ -117,9 +117,9 @@ def plan(spec: SweepSpec, *, check_epochs: bool = True) -> list[PlannedRun]:
     runs: dict[str, PlannedRun] = {}
     combos = [
         (n, d, precision, *rest)
-        for n, d, precisions in pairs
+        for n, d, precisions, seeds in pairs
         for precision in precisions
-        for rest in itertools.product(spec.optimizer, spec.seed, spec.lr_mult, bios_axes, _variant_axes(spec))
+        for rest in itertools.product(spec.optimizer, seeds, spec.lr_mult, bios_axes, _variant_axes(spec))
     ]
     for n, d, precision, optimizer, seed, mult, (people, exposures), variant in combos:
         tokens = _round_tokens(d, batch, seq) if d else batch * seq

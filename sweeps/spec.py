@@ -14,6 +14,7 @@ max_epochs = 1               # refuse runs that would read their corpus more oft
 n = [2e4, 6e4]               # target non-embedding parameters (the shape family picks the shape)
 tokens = [1e5, 3e5]          # training tokens D (rounded to whole optimizer steps)
 # precision = ["bf16"]       # optional: this grid's own training precisions (else axes.precision)
+# seed = [0, 1]              # optional: this grid's own seeds (else axes.seed)
 # A grid may also be several blocks, [[grid]] ... [[grid]], each with its own n, tokens (and precision);
 # the sweep is their union, so non-rectangular designs (e.g. many precisions only at small N) fit one spec.
 
@@ -85,7 +86,7 @@ PTQ_METHODS = ("rtn", "gptq")
 # The keys each table accepts (anything else is rejected by name).
 TABLES: dict[str, tuple[str, ...]] = {
     "sweep": ("name", "description", "task", "design", "max_epochs"),
-    "grid": ("n", "tokens", "precision"),
+    "grid": ("n", "tokens", "precision", "seed"),
     "isoflop": ("budgets", "n", "min_tokens", "max_tokens"),
     "axes": (
         "precision", "optimizer", "seed", "lr_mult", "people", "exposures", "junk", "domain_token", "mlp",
@@ -104,11 +105,13 @@ SCHEDULE_FIELDS = ("schedule", "cooldown_frac", "cooldown_shape", "warmup_tokens
 
 @dataclass(frozen=True)
 class GridBlock:
-    """Part of a grid design: every n × every tokens value × (its own precisions, else axes.precision)."""
+    """Part of a grid design: every n × every tokens value × (its own precisions, else axes.precision)
+    × (its own seeds, else axes.seed)."""
 
     n: tuple[float, ...]
     tokens: tuple[float, ...] = ()  # empty for task "bios" (people × exposures decide D)
     precision: tuple[str, ...] | None = None
+    seed: tuple[int, ...] | None = None
 
 
 @dataclass(frozen=True)
@@ -317,7 +320,8 @@ def _grid_block(block: dict[str, Any], task: str, where: str, index: int | None)
     precision = None
     if "precision" in block:
         precision = tuple(_check_precision(p, where) for p in g.strings(name, "precision", ("bf16",)))
-    return GridBlock(n, tokens, precision)
+    seed = g.ints(name, "seed", None, minimum=0) if "seed" in block else None
+    return GridBlock(n, tokens, precision, seed)
 
 
 class _Getter:

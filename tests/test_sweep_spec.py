@@ -224,3 +224,14 @@ def test_runs_beyond_one_epoch_are_refused_unless_the_spec_allows_them(tmp_path)
 def test_gpu_presets_require_a_large_corpus() -> None:
     with pytest.raises(UserError, match=r"precision-gpu: 440 of 440 runs would repeat .* --data DIR_OR_GLOB"):
         plan(load_spec("precision-gpu"))
+
+
+def test_grid_blocks_may_give_their_own_seeds() -> None:
+    doc = base(axes={"seed": [0]})
+    doc["grid"] = [{"n": [1e4], "tokens": [2e4], "seed": [0, 1, 2]}, {"n": [3e4], "tokens": [2e4]}]
+    runs = plan(parse_spec(doc))
+    seeds = sorted((r.config["train"]["n"], r.config["train"]["seed"]) for r in runs)
+    assert seeds == [(1e4, 0), (1e4, 1), (1e4, 2), (3e4, 0)]
+    doc["grid"][0]["seed"] = [-1]
+    with pytest.raises(UserError, match=r"grid\[0\]\.seed"):
+        parse_spec(doc)

@@ -87,6 +87,9 @@ def sweep(
         raise UserError(f"--executor must be local or ray, got {executor!r}")
     if address is not None and executor != "ray":
         raise UserError("--address is for --executor ray")
+    for flag, value in (("--workers", workers), ("--threads", threads)):
+        if value is not None and value < 1:
+            raise UserError(f"{flag} must be at least 1, got {value}")
     if append and overwrite:
         raise UserError("give --append or --overwrite, not both")
     existing = "append" if append else "overwrite" if overwrite else "refuse"

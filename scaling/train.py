@@ -156,6 +156,8 @@ class TrainConfig:
             raise UserError(f"grad_clip must be a positive finite number, got {self.grad_clip}")
         if self.threads is not None and self.threads < 1:
             raise UserError(f"threads must be at least 1, got {self.threads}")
+        if not 0 <= self.seed < 2**32:
+            raise UserError(f"seed must be an integer in [0, 2^32), got {self.seed}")
         if self.schedule not in SCHEDULES:
             raise UserError(f"schedule must be one of {', '.join(SCHEDULES)}, got {self.schedule!r}")
         if self.cooldown_shape not in COOLDOWN_SHAPES:

@@ -89,6 +89,19 @@ def _train_bits(X: dict[str, np.ndarray], n: int) -> dict[str, np.ndarray]:
     return {k: np.nan_to_num(X.get(k, np.full(n, HIGH_BITS)), nan=HIGH_BITS) for k in KINDS}
 
 
+def _savefig(plt: Any, fig: Any, path: str | Path, **kw: Any) -> None:
+    """Save and close `fig`; a failed write (full disk, read-only directory) raises an OSError naming `path`
+    (matplotlib's surfaces on the file's flush, naming no file)."""
+    from scaling.errors import os_error_about
+
+    try:
+        fig.savefig(path, **kw)
+    except OSError as exc:
+        raise os_error_about(exc, path) from None
+    finally:
+        plt.close(fig)
+
+
 def write_plots(result: FitResult, data: FitData, out_dir: str | Path, table: Any = None) -> list[Path]:
     """Write the diagnostic plots for `result` fitted to `data` into `out_dir`; returns the paths.
 
@@ -102,8 +115,7 @@ def write_plots(result: FitResult, data: FitData, out_dir: str | Path, table: An
 
     def save(fig, fname: str) -> None:
         p = out / fname
-        fig.savefig(p, dpi=120, bbox_inches="tight")
-        plt.close(fig)
+        _savefig(plt, fig, p, dpi=120, bbox_inches="tight")
         paths.append(p)
 
     save(observed_vs_predicted(plt, result, data), "observed_vs_predicted.png")
@@ -425,8 +437,7 @@ def plot_recommendation(rec: Any, source: Any, path: str, profile: str = "bits")
     ax.set_title(f"{rec.law}: isoloss over (N, P) at D* = {best.D:.3g} tokens ({rec.objective})")
     ax.legend(loc="lower left", fontsize=8)
     fig.tight_layout()
-    fig.savefig(path)
-    plt.close(fig)
+    _savefig(plt, fig, path)
 
 
 def plot_backtest(result: Any, path: str) -> None:
@@ -463,5 +474,4 @@ def plot_backtest(result: Any, path: str) -> None:
     )
     ax.legend(fontsize=8)
     fig.tight_layout()
-    fig.savefig(path)
-    plt.close(fig)
+    _savefig(plt, fig, path)

@@ -20,6 +20,7 @@ floats are stored as the strings "inf", "-inf", "nan" so the file is strict JSON
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import html
 import json
@@ -34,7 +35,7 @@ import numpy as np
 from fits.bootstrap import percentile_interval, standard_error
 from fits.law import Law
 from fits.laws import law_from_spec
-from scaling.errors import UserError
+from scaling.errors import UserError, os_error_about
 
 FORMAT_VERSION = 2
 
@@ -397,8 +398,11 @@ class FitResult:
         try:
             tmp.write_text(json.dumps(self.to_dict(), indent=1) + "\n")
             os.replace(tmp, p)
+        except OSError as exc:  # name fit.json, not its temp file (a full disk, a read-only directory)
+            raise os_error_about(exc, p) from None
         finally:
-            tmp.unlink(missing_ok=True)
+            with contextlib.suppress(OSError):
+                tmp.unlink(missing_ok=True)
 
     @classmethod
     def from_dict(cls, d: Mapping[str, Any]) -> FitResult:

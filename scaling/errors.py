@@ -56,3 +56,12 @@ def os_error_message(exc: OSError, path: str | os.PathLike[str] | None = None) -
         where = quoted.group(1)
     cause = os_error_cause(exc)[1]
     return f"{os.fspath(where)}: {cause}" if where is not None else cause
+
+
+def os_error_about(exc: OSError, path: str | os.PathLike[str]) -> OSError:
+    """`exc` as a plain OSError(errno, cause, path) about `path`: the file a caller was writing (not its temp
+    file), for errors that name no file at all (a full disk surfaces on a buffered write's flush)."""
+    errno, cause = os_error_cause(exc)
+    err = OSError(errno, cause, os.fspath(path)) if errno else OSError(cause)
+    err.filename = os.fspath(path)
+    return err

@@ -44,7 +44,7 @@ from glob import escape as glob_escape
 from pathlib import Path
 from typing import Any
 
-from scaling.errors import UserError
+from scaling.errors import UserError, os_error_about
 
 # Column → type ("str", "int", "float"): the core schema of every row, in order (docs/results_schema.md).
 CORE_COLUMNS: dict[str, str] = {
@@ -187,18 +187,8 @@ def _writing(path: Path) -> Iterator[Path]:
         with contextlib.suppress(OSError):
             tmp.unlink(missing_ok=True)
         if isinstance(exc, OSError):
-            raise disk_error(exc, path) from None
+            raise os_error_about(exc, path) from None
         raise
-
-
-def disk_error(exc: OSError, path: Path) -> OSError:
-    """`exc` as a plain OSError(errno, cause, path) about `path` (`scaling.errors.os_error_cause`)."""
-    from scaling.errors import os_error_cause
-
-    errno, cause = os_error_cause(exc)
-    err = OSError(errno, cause, str(path)) if errno else OSError(cause)
-    err.filename = str(path)
-    return err
 
 
 def atomic_write_bytes(path: Path, data: bytes) -> None:

@@ -264,6 +264,7 @@ class RunResult:
             "flops": self.flops,
             "cost": self.cost,
             "status": self.status,
+            "divergence": self.divergence,
             "loss": self.val_loss,
             "wall_time": self.wall_time,
             "tokens_per_s": self.tokens_per_s,

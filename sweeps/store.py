@@ -83,6 +83,7 @@ CORE_COLUMNS: dict[str, str] = {
 # bit-for-bit reproduction depends on besides the config (scaling.train.runtime_info).
 EXTRA_COLUMNS: dict[str, str] = {
     "lr": "float",
+    "divergence": "str",
     "d_model": "int",
     "n_layers": "int",
     "torch_version": "str",

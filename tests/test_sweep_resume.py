@@ -106,27 +106,10 @@ def test_sigkill_then_resume_runs_every_planned_run_exactly_once(tmp_path: Path)
     assert not list(root.rglob("*.tmp.*")) and not list((root / "claims").iterdir())
 
 
-WSD_SPEC = """
-[sweep]
-name = "resume-wsd"
-[grid]
-n = [1e4]
-tokens = [4096, 6144, 8192]
-[axes]
-precision = ["fp32"]
-seed = [0, 1, 2]
-[schedule]
-kind = "wsd"
-cooldown = 0.25
-[train]
-batch_size = 8
-seq_len = 32
-eval_tokens = 1024
-n_evals = 1
-[ptq]
-methods = ["rtn"]
-formats = ["int4"]
-"""
+WSD_SPEC = SPEC.format(tokens="4096, 6144, 8192").replace(
+    'precision = ["fp32"]', 'precision = ["fp32"]\nseed = [0, 1, 2]'
+)
+WSD_SPEC += '[schedule]\nkind = "wsd"\ncooldown = 0.25\n'
 
 
 def test_wsd_branches_resume_exactly_once_each_after_sigkill(tmp_path: Path) -> None:

@@ -298,7 +298,8 @@ class RunStore:
 
     def foreign_rows(self) -> str:
         """Why `out` holds rows its run files cannot rebuild (a consolidation would destroy them); "" when
-        `out` is absent or is this store's own consolidated view (every run_id in it is finished here)."""
+        `out` is absent or is this store's own consolidated view (every run_id in it has a run file here, or
+        one moved to discarded/ as unreadable, to be redone)."""
         import pyarrow.parquet as pq
 
         if not self.out.exists():
@@ -307,7 +308,9 @@ class RunStore:
             ids = pq.read_table(self.out, columns=["run_id"]).column(0).to_pylist()
         except Exception:  # not parquet, or no run_id column: certainly not written by a sweep
             return f"{self.out} exists and is not a results table of {self.root}"
-        missing = set(ids) - self.finished()
+        known = {p.stem for p in self.runs_dir.glob("*.parquet")}  # a damaged run file is redone, not foreign
+        known |= {p.name.split(".", 1)[0] for p in self.discarded_dir.glob("*.parquet.*")}
+        missing = set(ids) - known
         if not missing:
             return ""
         return (

@@ -81,6 +81,16 @@ def test_a_results_file_with_rows_its_store_lacks_is_refused_on_resume(tmp_path:
         run_sweep(runs, RunStore(out), LocalExecutor(fake), resume=True, show_progress=False)
 
 
+def test_a_damaged_run_file_is_redone_not_taken_for_foreign_rows(tmp_path: Path) -> None:
+    out = tmp_path / "res.parquet"
+    runs = tiny_runs(2)
+    run_sweep(runs, RunStore(out), LocalExecutor(fake), show_progress=False)
+    damaged = tmp_path / "res.runs" / "runs" / f"{runs[1].run_id}.parquet"
+    damaged.write_bytes(damaged.read_bytes()[:100])  # its rows are still in res.parquet
+    s = run_sweep(runs, RunStore(out), LocalExecutor(fake), resume=True, show_progress=False)
+    assert (s.already_done, s.ok, s.recovered["discarded"], s.complete) == (1, 1, 1, True)
+
+
 # -- a kill during consolidation ----------------------------------------------------------------------------
 
 CONSOLIDATE_FOREVER = """

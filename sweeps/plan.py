@@ -124,16 +124,10 @@ def plan(spec: SweepSpec, *, check_epochs: bool = True) -> list[PlannedRun]:
     for n, d, precision, optimizer, seed, mult, (people, exposures), variant in combos:
         tokens = _round_tokens(d, batch, seq) if d else batch * seq
         model_fields = _model_fields(n, variant, base)
-        cfg = TrainConfig(
-            **base,
-            **model_fields,
-            n=n,
-            tokens=float(tokens),
-            precision=precision,
-            optimizer=optimizer,
-            seed=seed,
-            lr=spec.lr_for(n, mult),
-        )
+        fields = dict(base, **model_fields, n=n, tokens=float(tokens), precision=precision,
+                      optimizer=optimizer, seed=seed)  # fmt: skip
+        width = TrainConfig(**fields).model_config(256).d_model if spec.lr_rule == "width" else None
+        cfg = TrainConfig(**fields, lr=spec.lr_for(n, mult, width))
         train_fields = _jsonable(dataclasses.asdict(cfg))
         if spec.task == "bios":  # scaling.capacity.run_bios sets tokens (people × exposures) and data
             del train_fields["tokens"], train_fields["data"]

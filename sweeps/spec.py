@@ -38,9 +38,10 @@ shape = ["L2-hd16"]          # shape family: layers and head width; n picks d_mo
 
 [lr]                         # the learning-rate rule
 rule = "default"             # "default": scaling.train.default_lr(N); "fixed": value;
-value = 3e-3                 # "power": value · (n / n_ref)^(−alpha), n the target size
-n_ref = 1e6
-alpha = 0.25
+value = 3e-3                 # "power": value · (n / n_ref)^(−alpha), n the target size;
+n_ref = 1e6                  # "width": value · (d_ref / d_model)^alpha, the resolved shape's width
+alpha = 0.25                 # (Adam's rate ∝ 1/width, Yang et al. 2022 "Tensor Programs V"; alpha
+                             # defaults to 1 for "width", 0.25 for "power")
 
 [train]                      # any other scaling.train.TrainConfig field, fixed for every run
 batch_size = 16
@@ -80,7 +81,7 @@ from scaling.errors import UserError
 PRESETS_DIR = Path(__file__).resolve().parent / "presets"
 TASKS = ("lm", "bios")
 DESIGNS = ("grid", "isoflop")
-LR_RULES = ("default", "fixed", "power")
+LR_RULES = ("default", "fixed", "power", "width")
 PTQ_METHODS = ("rtn", "gptq")
 
 # The keys each table accepts (anything else is rejected by name).
@@ -92,7 +93,7 @@ TABLES: dict[str, tuple[str, ...]] = {
         "precision", "optimizer", "seed", "lr_mult", "people", "exposures", "junk", "domain_token", "mlp",
         "shape",
     ),
-    "lr": ("rule", "value", "n_ref", "alpha"),
+    "lr": ("rule", "value", "n_ref", "alpha", "d_ref"),
     "train": (),  # validated against scaling.train.TrainConfig's fields
     "ptq": ("methods", "formats", "calib_tokens"),
     "schedule": ("kind", "cooldown", "shape", "warmup_tokens", "branches"),
@@ -141,6 +142,7 @@ class SweepSpec:
     lr_value: float | None = None
     lr_n_ref: float = 1e6
     lr_alpha: float = 0.25
+    lr_d_ref: float = 64.0  # rule "width": the d_model that gets lr value
     train: dict[str, Any] = field(default_factory=dict)
     ptq_methods: tuple[str, ...] = ()
     ptq_formats: tuple[str, ...] = ()
@@ -151,13 +153,17 @@ class SweepSpec:
     branches: bool = True  # wsd: every D of a trunk as a cooldown branch of one run (sweeps/trunks.py)
     max_epochs: float = 1.0  # refuse lm runs that would read their corpus more often (sweeps.plan)
 
-    def lr_for(self, n: float, mult: float) -> float | None:
-        """The peak learning rate for target size n under this spec's rule (None: the trainer's default)."""
+    def lr_for(self, n: float, mult: float, d_model: int | None = None) -> float | None:
+        """The peak learning rate for target size n (and, for rule "width", the resolved d_model) under this
+        spec's rule (None: the trainer's default)."""
         if self.lr_rule == "default":
             return None if mult == 1.0 else _default_lr_scaled(n, mult)
         assert self.lr_value is not None
         if self.lr_rule == "fixed":
             return self.lr_value * mult
+        if self.lr_rule == "width":
+            assert d_model is not None
+            return self.lr_value * (self.lr_d_ref / d_model) ** self.lr_alpha * mult
         return self.lr_value * (n / self.lr_n_ref) ** (-self.lr_alpha) * mult
 
 
@@ -271,7 +277,11 @@ def parse_spec(data: dict[str, Any], source: str = "<spec>") -> SweepSpec:
     elif "value" in data.get("lr", {}):
         raise UserError(f"{where}: lr.value needs lr.rule = 'fixed' or 'power'")
     kw["lr_n_ref"] = g.number("lr", "n_ref", 1e6)
-    kw["lr_alpha"] = g.number("lr", "alpha", 0.25, allow_zero=True)
+    kw["lr_alpha"] = g.number("lr", "alpha", 1.0 if kw["lr_rule"] == "width" else 0.25, allow_zero=True)
+    if kw["lr_rule"] == "width":
+        kw["lr_d_ref"] = g.number("lr", "d_ref", 64.0)
+    elif "d_ref" in data.get("lr", {}):
+        raise UserError(f"{where}: lr.d_ref needs lr.rule = 'width'")
     kw["train"] = _check_train(data.get("train", {}), where)
     kw.update(_check_schedule(data.get("schedule", {}), kw["train"], g, where))
     kw["max_epochs"] = g.number("sweep", "max_epochs", 1.0)

@@ -235,3 +235,15 @@ def test_grid_blocks_may_give_their_own_seeds() -> None:
     doc["grid"][0]["seed"] = [-1]
     with pytest.raises(UserError, match=r"grid\[0\]\.seed"):
         parse_spec(doc)
+
+
+def test_width_lr_rule_scales_the_rate_inversely_with_d_model() -> None:
+    doc = base(grid={"n": [1.2e4, 5e4], "tokens": [2e4]}, lr={"rule": "width", "value": 6e-3, "d_ref": 64})
+    by_width = {r.shape["d_model"]: r.config["train"]["lr"] for r in plan(parse_spec(doc))}
+    assert by_width == {32: pytest.approx(1.2e-2), 64: pytest.approx(6e-3)}  # alpha defaults to 1
+    doc["lr"]["alpha"] = 0.5
+    assert {r.shape["d_model"]: r.config["train"]["lr"] for r in plan(parse_spec(doc))}[32] == pytest.approx(
+        6e-3 * 2**0.5
+    )
+    with pytest.raises(UserError, match=r"lr\.d_ref needs lr\.rule = 'width'"):
+        parse_spec(base(lr={"rule": "fixed", "value": 1e-3, "d_ref": 32}))

@@ -80,7 +80,7 @@ def test_bad_inputs_raise_user_error() -> None:
     with pytest.raises(UserError, match="column"):
         law.predict(p, {"N": [1e9]})
     with pytest.raises(UserError, match="unknown law"):
-        get_law("kaplan2020")
+        get_law("no-such-law")
     with pytest.raises(UserError, match="needs parameter"):
         law.predict({"A": 1.0}, {"N": 1e9, "D": 1e9})
     assert {"chinchilla", "precision", "capacity", "kumar2024"} <= set(list_laws())

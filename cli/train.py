@@ -123,7 +123,7 @@ def train(
     table.add_column("quantity")
     table.add_column("value", justify="right")
     rows = [
-        ("status", result.status),
+        ("status", f"{result.status}: {result.divergence}" if result.divergence else result.status),
         ("validation loss (nats/token)", f"{result.val_loss:.4f}"),
         ("best validation loss", f"{result.best_val_loss:.4f}"),
         ("non-embedding params N", f"{result.n_params:,}"),

@@ -104,6 +104,7 @@ function buildPredict(info, source) {
       const p = out.points;
       $("prediction-label").textContent = `predicted ${out.target}:`;
       $("prediction-value").textContent = number(p.prediction[0], out.unit);
+      $("prediction-value").dataset.value = String(p.prediction[0]);  // full precision, for scripts
       $("prediction-unit").textContent = out.unit;
       $("prediction-interval").textContent = p.lower[0] === null
         ? (out.n_boot ? "no interval" : "no interval: published constants carry no uncertainty")

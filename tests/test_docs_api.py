@@ -31,3 +31,13 @@ def test_api_walkthrough_runs(tmp_path, capsys) -> None:
     assert "runs; N from" in out and "<FitResult chinchilla" in out and "AIC chinchilla" in out
     assert (tmp_path / "fit.json").is_file() and (tmp_path / "recommend.png").stat().st_size > 10_000
     assert (tmp_path / "plots" / "observed_vs_predicted.png").is_file()
+
+
+def test_the_table_lists_every_public_name() -> None:
+    """The package table at the top of docs/api.md is each package's `__all__`, no more, no less."""
+    import importlib
+
+    rows = re.findall(r"^\| `(\w+)` \| (.+) \|$", (ROOT / "docs" / "api.md").read_text(), flags=re.M)
+    assert {pkg for pkg, _ in rows} == {"fits", "sweeps", "scaling", "service"}
+    for pkg, names in rows:
+        assert set(re.findall(r"`(\w+)`", names)) == set(importlib.import_module(pkg).__all__), pkg

@@ -1,201 +1,410 @@
-"""Knowledge-capacity benchmark: bits per parameter on bioS at 100 exposures, before and after PTQ.
+"""Knowledge-capacity benchmark on bioD: bits per parameter at 100 and 1000 exposures, PTQ, junk data.
 
-Allen-Zhu & Li 2024 ("Physics of Language Models 3.3") report about 1 bit/param at 100 exposures for
-models in the saturated regime (more knowledge offered than the model can hold), that int8 PTQ keeps the
-capacity and that int4 loses more than half of it. This script trains the same small GPT (tied embeddings)
-on an under-capacity and a saturating bioS(N) (`scaling.capacity.run_bios`), measures bits, R (the paper's
-parameter count) and R_total, then the same after int8 and int4 weight PTQ (RTN and GPTQ), and optionally
-one quantization-aware (low-precision training) variant of the first (smaller) run.
+Allen-Zhu & Li 2024 ("Physics of Language Models 3.3") find that a model trained on more facts than it can
+hold (saturated) stores about 2 bits per parameter after 1000 exposures and about 1 after 100, whatever
+its size; that int8 weight PTQ keeps the knowledge and int4 loses more than half of it; and that junk data
+(7 junk tokens per useful token) divides the capacity at 100 exposures unless the useful documents carry
+a domain token. This script measures each on bioD (scaling.bios.BioDWorld: 16 attributes of one token
+from 64, names of 4 alphabet tokens, 21-token biographies, a 66-row vocabulary, so the transformer holds
+most of the parameters the paper counts) with one shape family at several sizes.
+
+Every training run goes through the resumable sweep store (sweeps.store.RunStore, sweeps.driver.run_sweep):
+the benchmark is a list of pieces, each a small sweep spec, run in priority order into one store directory;
+interrupted, the same command continues where it stopped (finished runs are kept, a killed run is redone).
+The report (docs/benchmarks.md section) and the example table are written from whatever has finished.
 
 Usage:
-    python bench/capacity.py [--threads 1] [--workers 1] [--people 250,1000] [--exposures 100]
-                             [--d-model 32] [--n-layers 2] [--pieces 0] [--qat w4a8kv8]
-                             [--write docs/benchmarks.md]
+    python bench/capacity.py --store DIR [--workers 1] [--threads 1] [--pieces exp100,exp1000,...]
+                             [--write docs/benchmarks.md] [--examples examples/capacity-cpu.parquet]
+                             [--report-only]
 """
 
 from __future__ import annotations
 
 import argparse
 import json
-import multiprocessing
+import math
 import os
 import platform
 import sys
 import time
-from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
+from typing import Any
 
-import torch
 from _report import write_section  # bench/_report.py (scripts run as `python bench/...`)
 
-from scaling.capacity import run_bios
+SECTION = "## Knowledge capacity on bioD (bench/capacity.py)"
+SHAPE = "L2-hd16"  # two layers, 16-wide heads; n picks d_model (sweeps.shapes)
+SIZES = {"d16": 6.3e3, "d32": 2.5e4, "d48": 5.5e4}  # target non-embedding N → d_model 16, 32, 48
+BIOD = {"variant": "bioD", "bioD": [16, 1, 64, 1, 64], "name_tokens": 4}  # K, C, D, L, T
+DOCS_PER_ROW = 6  # seq_len = 6 biographies: rows start at a biography and cut none
+LR = {"rule": "power", "value": 0.012, "n_ref": 2.5e4, "alpha": 0.25}  # pilots: best of 6e-3/1.2e-2/2.4e-2
+# Bits offered per counted parameter: twice the paper's capacity at 100 exposures; at 1000 exposures 1.1×
+# the paper's 2 bits/param (a CPU budget: the run stores less than offered if R < 2.2).
+OFFER = {100: 2.0, 1000: 2.2}
+RUN = "nohup nice -n 19 python bench/capacity.py --store /tmp/capb > /tmp/capb/bench.log 2>&1 &"
+REPORT = ("python bench/capacity.py --store /tmp/capb --report-only --write docs/benchmarks.md --examples "
+          "examples/capacity-cpu.parquet")
+RESUME = ("mkdir -p /tmp/capb && nohup nice -n 19 python bench/capacity.py --store /tmp/capb --write "
+          "docs/benchmarks.md --examples examples/capacity-cpu.parquet > /tmp/capb/bench.log 2>&1 &")
+# The default order: the goals' runs first, then the checks on them (learning rate, seed, saturation),
+# then junk at 300 exposures (8 × the tokens of its clean run).
+PIECES = ("exp100", "exp1000", "junk", "exp1000-d48", "plateau", "lr100", "seeds", "plateau1000", "junk300")
+MAIN = ("exp100", "exp1000", "exp1000-d48")  # the pieces the goals are judged on (with lr100's variants)
 
-SECTION = "## Knowledge capacity"
 
+def pieces(compute: str) -> dict[str, list[dict[str, Any]]]:
+    """The benchmark's pieces in priority order: name -> sweep specs (one per size and people count).
 
-def _run(people: int, precision: str, args: argparse.Namespace) -> list[dict]:
-    torch.set_num_threads(args.threads)
-    run = {
-        "people": people,
-        "exposures": args.exposures,
-        "d_model": args.d_model,
-        "n_layers": args.n_layers,
-        "n_heads": max(1, args.d_model // 16),  # one 32-wide head learns far less (see docs/benchmarks.md)
-        "seq_len": 128,
-        "batch_size": args.batch_size,
-        "precision": precision,
-        "tie_embeddings": True,
-        "lr": args.lr,
-        "threads": args.threads,
-        "n_evals": 4,
-        "eval_tokens": 8192,
-        "bios": {"variant": args.variant, **({"pieces": args.pieces} if args.pieces else {})},
-        "ptq": {"methods": ["rtn", "gptq"], "formats": ["int8", "int4"], "calib_tokens": 8192},
+    Cost in training tokens (people × exposures × 21, × 8 with 7:1 junk): exp100 3.5M, exp1000 14M,
+    junk 4.3M, exp1000-d48 25M, plateau 2.6M, lr100 5M, seeds 1.3M, plateau1000 7M, junk300 14M; one
+    core trains 20k–90k tokens/s (d_model 48 to 16) when idle, far less when the others' jobs run."""
+
+    def spec(size: str, exposures: int, offer: float, tag: str = "", ptq: bool = True,
+             **axes: Any) -> dict[str, Any]:  # fmt: skip
+        people = people_for(SIZES[size], offer)
+        axes = {"precision": [compute], "people": [people], "exposures": [exposures], "shape": [SHAPE],
+                **axes}  # fmt: skip
+        length = doc_length()
+        train = {"batch_size": 8, "seq_len": DOCS_PER_ROW * length, "tie_embeddings": True, "n_evals": 4,
+                 "eval_tokens": 8 * DOCS_PER_ROW * length}  # fmt: skip
+        doc: dict[str, Any] = {
+            "sweep": {"name": f"capacity-{size}-e{exposures}{tag}", "task": "bios"},
+            "grid": {"n": [SIZES[size]]},
+            "axes": axes,
+            "lr": LR,
+            "train": train,
+            "bios": dict(BIOD),
+        }
+        if ptq:
+            doc["ptq"] = {"methods": ["rtn", "gptq"], "formats": ["int8", "int4"], "calib_tokens": 8192}
+        return doc
+
+    return {
+        "exp100": [spec(s, 100, OFFER[100]) for s in SIZES],
+        "exp1000": [spec(s, 1000, OFFER[1000]) for s in ("d16", "d32")],
+        # Junk at 100 exposures of the useful data (the paper's largest effect, ÷20): at 1000 exposures the
+        # 7:1 junk makes the run 8 × 1000 exposures' tokens, more than this machine's session allows.
+        "junk": [spec("d16", 100, OFFER[100], "-junk7", ptq=False, junk=[7], domain_token=[False, True])],
+        "exp1000-d48": [spec("d48", 1000, OFFER[1000])],
+        "plateau": [spec("d32", 100, offer, f"-offer{offer:g}", ptq=False) for offer in (1.0, 4.0)],
+        # At 100 exposures memorization starts late (a loss plateau first): half and twice the lr rule's rate.
+        "lr100": [spec(s, 100, OFFER[100], "-lr", ptq=False, lr_mult=[0.5, 2.0]) for s in SIZES],
+        "seeds": [spec(s, 100, OFFER[100], "-seed1", ptq=False, seed=[1]) for s in ("d16", "d32")],
+        "plateau1000": [spec("d16", 1000, offer, f"-offer{offer:g}", ptq=False) for offer in (1.1, 4.0)],
+        "junk300": [spec("d16", 300, OFFER[100], ptq=False),
+                    spec("d16", 300, OFFER[100], "-junk7", ptq=False, junk=[7], domain_token=[False, True])],
     }
-    t0 = time.perf_counter()
-    rows = run_bios(run)
-    for r in rows:
-        r["bench_seconds"] = time.perf_counter() - t0
-    return rows
 
 
-def _table(rows: list[dict]) -> list[str]:
-    out = [
-        "| people | train precision | PTQ | loss | p1 (nats) | p2 (nats) | bits | bits available "
-        "| params (paper) | R | ΔR vs no PTQ | R_total | bits / N |",
-        "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |",
-    ]
-    base: dict[tuple, float] = {}
-    for r in rows:
-        cap = json.loads(r["diagnostics_json"])["capacity"]
-        key = (r["people"], r["precision"])
-        if r["ptq_method"] == "none":
-            base[key] = r["R"]
-        ptq = "none" if r["ptq_method"] == "none" else f"{r['ptq_method']} {r['fmt_post']}"
-        delta = "" if r["ptq_method"] == "none" else f"{100 * (r['R'] / base[key] - 1):+.1f}%"
-        out.append(
-            f"| {r['people']} | {r['precision']} | {ptq} | {r['loss_post']:.3f} | {cap['p1']:.2f} | "
-            f"{cap['p2']:.2f} | {r['bits']:,.0f} | {r['bits_available']:,.0f} | {r['params_paper']:,.0f} | "
-            f"{r['R']:.3f} | {delta} | {r['R_total']:.3f} | {r['bits'] / r['N']:.2f} |"
-        )
+def doc_length() -> int:
+    from scaling.capacity import make_source
+
+    return int(make_source(2, BIOD).document_length)
+
+
+def people_for(n: float, offer: float) -> int:
+    """People whose bits available are `offer` × the parameters the paper counts for target size n."""
+    from scaling.capacity import make_source
+    from sweeps.shapes import parse_shape
+
+    shape = parse_shape(SHAPE).shape(n)
+    probe = make_source(2, BIOD)
+    used_rows = probe.vocab_size - 1  # every alphabet token and <s> occur (the unused <bios> does not)
+    from scaling.model import ModelConfig
+
+    n_params = ModelConfig(vocab_size=probe.vocab_size, **shape).n_params
+    target = offer * (n_params + used_rows * shape["d_model"])
+    people = 16
+    for _ in range(20):  # bits per person depend (weakly) on N through log2(N0 / N)
+        per_person = make_source(people, BIOD).world.bits_available / people
+        people = max(16, math.ceil(target / per_person))
+    return people
+
+
+def run_pieces(names: list[str], store_dir: Path, workers: int, threads: int, compute: str) -> None:
+    """Run each piece's specs into the one store (resume=True: finished runs are skipped), logging every
+    spec's outcome, wall time and the load average before and after it to <store>/bench-log.jsonl."""
+    from scaling.errors import UserError
+    from sweeps.driver import run_sweep
+    from sweeps.executors import LocalExecutor
+    from sweeps.plan import plan
+    from sweeps.runner import execute
+    from sweeps.spec import parse_spec
+    from sweeps.store import RunStore
+
+    store_dir.mkdir(parents=True, exist_ok=True)
+    store = RunStore(store_dir / "results.parquet")
+    table = pieces(compute)
+    unknown = [n for n in names if n not in table]
+    if unknown:
+        raise UserError(f"unknown piece {unknown[0]!r}; pieces: {', '.join(table)}")
+    for name in names:
+        for doc in table[name]:
+            runs = plan(parse_spec(doc, source=f"bench/capacity.py:{name}"))
+            t0, load0 = time.perf_counter(), os.getloadavg()[0]
+            executor = LocalExecutor(execute, workers=workers, threads=threads)
+            summary = run_sweep(runs, store, executor, resume=True, show_progress=sys.stderr.isatty(),
+                                record={"bench": "capacity", "piece": name, "spec": doc})  # fmt: skip
+            seconds = time.perf_counter() - t0
+            entry = {"time": time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime()), "piece": name,
+                     "spec": doc["sweep"]["name"], "trained": summary.ok, "done": summary.already_done,
+                     "failed": summary.failed, "seconds": round(seconds, 1), "load_before": load0,
+                     "load_after": os.getloadavg()[0], "nice": os.nice(0)}  # fmt: skip
+            with open(store_dir / "bench-log.jsonl", "a") as fh:
+                fh.write(json.dumps(entry) + "\n")
+            print(f"[{entry['time']}] {name} {entry['spec']}: {summary.ok} trained, {summary.already_done} "
+                  f"already done, {summary.failed} failed ({seconds:.0f} s, load {load0:.1f} → "
+                  f"{entry['load_after']:.1f})", flush=True)  # fmt: skip
+            if summary.failures:
+                print(json.dumps(summary.failures, indent=1)[:2000], flush=True)
+
+
+# --------------------------------------------------------------------------------------------------------
+# The report.
+
+
+def machine() -> str:
+    import torch
+
+    from scaling.train import native_bf16
+
+    model = "unknown CPU"
+    flags: set[str] = set()
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name") and model == "unknown CPU":
+                model = line.split(":", 1)[1].strip()
+            if line.startswith("flags") and not flags:
+                flags = set(line.split(":", 1)[1].split())
+    except OSError:
+        pass
+    isa = ", ".join(f for f in ("avx2", "avx512f", "avx512_bf16", "amx_bf16") if f in flags) or "no AVX"
+    return (f"{model} ({platform.machine()}, {os.cpu_count()} cores shared with other jobs; {isa}; native "
+            f"bf16 matmuls: {native_bf16()}), torch {torch.__version__}")  # fmt: skip
+
+
+GOALS = ("R ≥ 1.6 at 1000 exposures, R ≥ 0.8 at 100, R within ±25% across sizes, int8 |ΔR| < 10%, "
+         "int4 ΔR < −40%")
+SATURATED = 0.9  # a run is saturated when it stores less than this share of the bits it was offered
+
+
+def tables(df: Any) -> list[str]:
+    """Per trained model: bits, R (paper count), bits per non-embedding parameter, ΔR after PTQ."""
+    cols = ["shape", "d_model", "N (non-emb.)", "params (paper)", "exposures", "people", "junk",
+            "domain token", "bits offered", "bits", "stored", "R (paper)", "bits / N", "int8 RTN ΔR",
+            "int8 GPTQ ΔR",
+            "int4 RTN ΔR", "int4 GPTQ ΔR", "train tok/s", "wall"]  # fmt: skip
+    out = ["| " + " | ".join(cols) + " |", "|" + " --- |" * len(cols)]
+    base = df[df.ptq_method == "none"].sort_values(["exposures", "junk", "domain_token", "N", "people"])
+    for _, r in base.iterrows():
+        ptq = df[df.run_id == r.run_id].set_index(["ptq_method", "fmt_post"]).R
+        deltas = [f"{100 * (ptq[key] / r.R - 1):+.1f}%" if key in ptq.index else "" for key in
+                  (("rtn", "int8"), ("gptq", "int8"), ("rtn", "int4"), ("gptq", "int4"))]  # fmt: skip
+        cells = [r["shape"], f"{int(r.d_model)}", f"{int(r.N):,}", f"{int(r.params_paper):,}",
+                 f"{int(r.exposures)}", f"{int(r.people):,}", f"{r.junk:g}", f"{int(r.domain_token)}",
+                 f"{r.bits_available:,.0f}", f"{r.bits:,.0f}", f"{100 * r.bits / r.bits_available:.0f}%",
+                 f"{r.R:.3f}", f"{r.bits / r.N:.3f}", *deltas, f"{r.tokens_per_s:,.0f}",
+                 f"{r.wall_time / 60:.1f} min"]  # fmt: skip
+        out.append("| " + " | ".join(cells) + " |")
     return out
 
 
-def saturated(base: dict[int, float], tolerance: float = 0.10) -> int | None:
-    """The saturated run among ``base`` (people -> bits, no PTQ): the largest people count whose bits are
-    within ``tolerance`` of the most bits stored by any run with fewer people, i.e. the model stored no
-    more when offered more. None when bits still grow with people (no plateau was reached)."""
-    people = sorted(base)
-    best = None
-    for i, n in enumerate(people[1:], 1):
-        before = max(base[m] for m in people[:i])
-        if before > 0 and abs(base[n] / before - 1) <= tolerance:
-            best = n
-    return best
+def planned_pieces() -> dict[str, str]:
+    """run_id -> piece for every run the benchmark plans (the first piece that plans it)."""
+    from sweeps.plan import plan
+    from sweeps.spec import parse_spec
+
+    out: dict[str, str] = {}
+    for name, docs in pieces("fp32").items():
+        for doc in docs:
+            for run in plan(parse_spec(doc, source=f"bench/capacity.py:{name}")):
+                out.setdefault(run.run_id, name)
+    return out
 
 
-def _verdicts(rows: list[dict]) -> list[str]:
-    fp32 = [r for r in rows if r["precision"] == "fp32"]
-    base = {r["people"]: r["bits"] for r in fp32 if r["ptq_method"] == "none"}
-    n_sat = saturated(base)
-    if n_sat is None:
-        return [f"- no plateau: bits per people count {base} (nothing is saturated; no verdict)"]
-    sat = [r for r in fp32 if r["people"] == n_sat]
-    none = next(r for r in sat if r["ptq_method"] == "none")
-    share = none["bits"] / none["bits_available"]
-    lines = [
-        f"- saturated run (N = {n_sat}: bits within 10% of a run with fewer people; stores "
-        f"{100 * share:.0f}% of the bits offered): R = {none['R']:.3f} bits/param (goal ≥ 1): "
-        f"{'holds' if none['R'] >= 1 else 'does not hold'}"
-    ]
-    for method in ("rtn", "gptq"):
-        for fmt, test, goal in (
-            ("int8", lambda d: abs(d) < 0.10, "|ΔR| < 10%"),
-            ("int4", lambda d: d < -0.40, "ΔR < −40%"),
-        ):
-            r = next((x for x in sat if x["ptq_method"] == method and x["fmt_post"] == fmt), None)
-            if r is not None:
-                d = r["R"] / none["R"] - 1
-                lines.append(
-                    f"- {method} {fmt} PTQ: ΔR = {100 * d:+.1f}% (goal {goal}): "
-                    f"{'holds' if test(d) else 'does not hold'}"
-                )
+def _clean(df: Any) -> Any:
+    """The trained (unquantized) models without junk, one row per run, with `piece`, `lr_mult` (the run's
+    rate over the lr rule's) and `saturated` columns."""
+    base = df[(df.ptq_method == "none") & (df.junk == 0)].copy()
+    where = planned_pieces()
+    base["piece"] = [where.get(i, "?") for i in base.run_id]
+    rule = {}
+    for _, r in base[base.piece.isin(MAIN)].iterrows():
+        rule[int(r.N)] = r.lr
+    base["lr_mult"] = [r.lr / rule[int(r.N)] if int(r.N) in rule else math.nan for _, r in base.iterrows()]
+    base["saturated"] = base.bits < SATURATED * base.bits_available
+    return base
+
+
+def verdicts(df: Any) -> list[str]:
+    """The issue's goals on the saturated clean runs, each met / not met / not yet run. R of a size is the
+    best over the learning rates tried at its main people count (the lr rule's, and ×0.5 / ×2 where lr100
+    ran): a tuned rate, as in the paper."""
+    base = _clean(df)
+    lines = []
+    for exposures, goal in ((100, 0.8), (1000, 1.6)):
+        planned = len({d["grid"]["n"][0] for name in MAIN for d in pieces("fp32")[name]
+                       if d["axes"]["exposures"] == [exposures]})  # fmt: skip
+        runs = base[(base.exposures == exposures) & base.piece.isin((*MAIN, "lr100"))]
+        sat = runs[runs.saturated]
+        if sat.empty:
+            lines.append(f"- R ≥ {goal} at {exposures} exposures: **not yet run** (no saturated run yet)")
+            lines.append(f"- R within ±25% across sizes at {exposures} exposures: **not yet run**")
+            continue
+        best = sat.groupby("N").R.max()
+        parts = []
+        for n, g in runs.groupby("N"):
+            tried = ", ".join(f"{r.R:.3f} (lr ×{r.lr_mult:g})" for _, r in g.sort_values("lr").iterrows())
+            parts.append(f"N = {int(n):,}: {tried}")
+        status = "met" if best.min() >= goal else "not met"
+        rs = ", ".join(f"{r:.3f}" for r in best)
+        lines.append(f"- R ≥ {goal} at {exposures} exposures: **{status}** on {len(best)} of {planned} "
+                     f"sizes (best R per size {rs}); {'; '.join(parts)}")  # fmt: skip
+        spread = best.max() / best.min()
+        if len(best) < planned:
+            status = f"not yet run ({len(best)} of {planned} sizes finished"
+            status += f"; max/min so far {spread:.2f})" if len(best) > 1 else ")"
+        else:
+            status = "met" if spread <= 1.25 / 0.75 else "not met"
+            status += f": max/min = {spread:.2f} over {best.index.max() / best.index.min():.1f}× in N"
+        lines.append(f"- R within ±25% across sizes at {exposures} exposures (max/min ≤ 1.67): **{status}**")
+    ptq = df[(df.ptq_method != "none") & (df.junk == 0)]
+    sat_ids = set(base.run_id[base.saturated & base.piece.isin(MAIN)])
+    for fmt, goal, ok in (("int8", "|ΔR| < 10%", lambda d: abs(d) < 0.10),
+                          ("int4", "ΔR < −40%", lambda d: d < -0.40)):  # fmt: skip
+        parts, verdict = [], {}
+        for _, r in ptq[(ptq.fmt_post == fmt) & ptq.run_id.isin(sat_ids)].iterrows():
+            ref = base[base.run_id == r.run_id].iloc[0]
+            d = r.R / ref.R - 1
+            verdict.setdefault(int(ref.exposures), []).append(ok(d))
+            parts.append(f"{r.ptq_method.upper()} {100 * d:+.1f}% (N = {int(ref.N):,}, "
+                         f"{int(ref.exposures)} exp.)")  # fmt: skip
+        if not parts:
+            lines.append(f"- {fmt} PTQ {goal}: **not yet run**")
+            continue
+        by_e = "; ".join(f"{e} exposures {'met' if all(v) else 'not met'}"
+                         for e, v in sorted(verdict.items()))  # fmt: skip
+        lines.append(f"- {fmt} PTQ {goal}: **{'met' if all(map(all, verdict.values())) else 'not met'}** "
+                     f"({by_e}): ΔR = {'; '.join(parts)}")  # fmt: skip
+    seeds = base[base.piece.isin(("exp100", "seeds"))]
+    for n, g in seeds.groupby("N"):
+        if g.seed.nunique() > 1:
+            rs = ", ".join(f"seed {int(r.seed)}: {r.R:.3f}" for _, r in g.sort_values("seed").iterrows())
+            lines.append(f"- seed to seed, N = {int(n):,} at 100 exposures: R = {rs}")
+    junk = df[(df.ptq_method == "none") & (df.junk > 0)].sort_values(["exposures", "domain_token"])
+    if junk.empty:
+        lines.append("- junk 7:1 with and without the domain token: **not yet run**")
+    for _, r in junk.iterrows():
+        clean = base[(base.N == r.N) & (base.exposures == r.exposures) & (base.people == r.people)
+                     & (base.seed == r.seed) & (base.lr == r.lr)]  # fmt: skip
+        ref = ""
+        if not clean.empty:
+            ref = (f", {clean.bits.iloc[0] / r.bits:.1f}× fewer bits than the clean run (R = "
+                   f"{clean.R.iloc[0]:.3f}; paper: ÷20 at 100, ÷3 at 300 exposures without the token)")
+        tag = "with" if r.domain_token else "without"
+        lines.append(f"- junk {r.junk:g}:1 {tag} the domain token (N = {int(r.N):,}, {int(r.exposures)} "
+                     f"exposures of the useful data): R = {r.R:.3f}{ref}")  # fmt: skip
+    plateau = base[base.piece.isin((*MAIN, "plateau", "plateau1000"))]
+    for (n, e), g in plateau.groupby(["N", "exposures"]):
+        if g.people.nunique() > 1:
+            pts = ", ".join(f"{int(r.people)} people → {r.bits:,.0f} bits "
+                            f"({100 * r.bits / r.bits_available:.0f}% of offered)"
+                            for _, r in g.sort_values("people").iterrows())  # fmt: skip
+            lines.append(f"- saturation check, N = {int(n):,} at {int(e)} exposures: {pts}")
     return lines
+
+
+def fitted_law(df: Any) -> list[str]:
+    """The capacity law fitted to the trained clean models (`scalefit fit ... --law capacity`)."""
+    import fits
+
+    rows = df[(df.junk == 0) & (df.ptq_method == "none")]
+    try:
+        res = fits.fit(rows, law="capacity", n_boot=200, seed=0)
+    except Exception as exc:  # the report states why the fit failed instead of crashing
+        return [f"Fitted capacity law: not available ({type(exc).__name__}: {exc})."]
+    return ["Fitted capacity law on the clean unquantized runs (`scalefit fit examples/capacity-cpu.parquet "
+            "--law capacity --where \"junk == 0 and ptq_method == 'none'\"`, 200 bootstrap draws):", "",
+            "```", res.summary().as_text().rstrip(), "```"]  # fmt: skip
+
+
+def _log(store_dir: Path) -> list[dict[str, Any]]:
+    path = store_dir / "bench-log.jsonl"
+    if not path.exists():
+        return []
+    return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+
+
+def report(store_dir: Path, write: Path | None, examples: Path | None) -> None:
+    """The docs/benchmarks.md section from whatever runs the store holds; the example table from its rows."""
+    from sweeps.store import RunStore
+
+    df = RunStore(store_dir / "results.parquet").read_runs()
+    df = df[(df.task == "bios") & (df.status == "ok")]
+    if df.empty:
+        print("no finished runs in", store_dir)
+        return
+    if examples is not None:
+        examples.parent.mkdir(parents=True, exist_ok=True)
+        df.to_parquet(examples, index=False)
+    log = _log(store_dir)
+    loads = [e[k] for e in log for k in ("load_before", "load_after")]
+    trained = [e for e in log if e["trained"]]
+    when = f"{trained[0]['time']} – {trained[-1]['time']}" if trained else "unknown"
+    nice = sorted({e["nice"] for e in log})
+    planned = sum(len(specs) for specs in pieces("fp32").values())
+    text = "\n".join([
+        SECTION, "",
+        f"Machine: {machine()}. Load average (1 min) around the pieces: {min(loads, default=0):.1f}–"
+        f"{max(loads, default=0):.1f} on 2 cores shared by five engineers' tests and benchmarks; the "
+        f"benchmark ran at nice {', '.join(map(str, nice))}, 1 worker, 1 torch thread, so its throughput "
+        f"column mostly measures the idle CPU it got. Runs trained {when}; finished: {df.run_id.nunique()} "
+        f"models ({planned} specs planned, {len(df)} rows with PTQ). Compute dtype: "
+        f"{', '.join(sorted(set(df.compute_dtype.astype(str))))} (bf16 only where matmuls are native).",
+        "",
+        f"Commands: `{RUN}` (run, resumable), `{REPORT}` (this section and the example table), and to "
+        f"continue where it stopped and write both at the end: `{RESUME}`.",
+        "",
+        "World: bioD(N, K=16, C=1, D=64, L=1, T=64), names of 4 alphabet tokens (N0 = 64^4), 21-token "
+        "biographies (`<s>`, name, 16 values, no attribute markers), a 66-entry vocabulary of which 65 "
+        f"occur. Model family `{SHAPE}` (2 layers, 16-wide heads, GELU MLP, tied embeddings), fp32, AdamW, "
+        "cosine schedule, batch 8 × 126 tokens (6 whole biographies per row), peak lr 0.012·(n/2.5e4)^−¼. "
+        "People: bits offered = 2× the paper-count parameters at 100 exposures, 2.2× at 1000 (the plateau "
+        "piece adds 1× and 4× at d_model 32). R = bits / params counted as the paper does (transformer + "
+        "embedding rows of tokens that occur); bits / N divides by the non-embedding parameters only. PTQ "
+        "quantizes every hidden linear weight per output channel (scaling.ptq.evaluate_ptq); the embedding "
+        f"stays fp32. \"stored\" = bits / bits offered; a run is saturated when it stores < {SATURATED:.0%} "
+        "of the bits offered. Junk: 7 junk tokens per useful token in untagged junk documents, the domain "
+        "token (if any) on the useful documents only, at 100 exposures of the useful data (8× the tokens "
+        "of the clean run; the 1000-exposure junk run would be 8 × 1000 exposures).",
+        "",
+        *tables(df), "",
+        f"Goals ({GOALS}):", "",
+        *verdicts(df), "",
+        *fitted_law(df), "",
+    ])  # fmt: skip
+    print(text)
+    if write is not None:
+        write_section(write, SECTION, text)
 
 
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--threads", type=int, default=1, help="torch CPU threads per run")
+    ap.add_argument("--store", type=Path, required=True, help="sweep store directory (resumable)")
     ap.add_argument("--workers", type=int, default=1, help="runs trained at once (one process each)")
-    ap.add_argument("--people", default="250,1000", help="comma-separated people counts (smallest first)")
-    ap.add_argument("--exposures", type=int, default=100)
-    ap.add_argument("--d-model", type=int, default=32)
-    ap.add_argument("--n-layers", type=int, default=2)
-    ap.add_argument("--batch-size", type=int, default=8, help="sequences of 128 tokens per step")
-    ap.add_argument(
-        "--lr", type=float, default=None, help="peak learning rate (default: scaling.train.default_lr)"
-    )
-    ap.add_argument("--variant", default="bioS", help="bioS (multi+permute) or bioS_simple")
-    ap.add_argument(
-        "--pieces", type=int, default=0, help="BPE pieces for names and values (0: whole-word vocabulary)"
-    )
-    ap.add_argument(
-        "--qat", default="", help="also train the first people count at this precision (e.g. w4a8kv8)"
-    )
+    ap.add_argument("--threads", type=int, default=1, help="torch CPU threads per run")
+    ap.add_argument("--pieces", default=",".join(PIECES), help="comma-separated pieces, run in this order")
     ap.add_argument("--write", type=Path, default=None, help="replace this benchmark's section in the file")
+    ap.add_argument("--examples", type=Path, default=None, help="write the finished runs' rows here")
+    ap.add_argument("--report-only", action="store_true", help="only write the report from the store")
     args = ap.parse_args()
-    people = [int(p) for p in args.people.split(",")]
-    load_before = os.getloadavg()[0]
-    t0 = time.perf_counter()
-    jobs = [(n, "fp32") for n in people] + ([(people[0], args.qat)] if args.qat else [])
-    rows: list[dict] = []
-    ctx = multiprocessing.get_context("spawn")
-    with ProcessPoolExecutor(max_workers=min(args.workers, len(jobs)), mp_context=ctx) as pool:
-        # Largest first (balances the workers); rows collected and printed in job order.
-        by_size = sorted(range(len(jobs)), key=lambda j: -jobs[j][0])
-        submitted = {j: pool.submit(_run, *jobs[j], args) for j in by_size}
-        futures = [submitted[j] for j in range(len(jobs))]
-        for fut in futures:
-            rows += fut.result()
-            print("\n".join(_table(rows)[-5:]), flush=True)
-    wall = time.perf_counter() - t0
-    r0 = rows[0]
-    machine = (
-        f"{platform.machine()} CPU, {os.cpu_count()} cores shared with other jobs (load average "
-        f"{load_before:.1f} at start, {os.getloadavg()[0]:.1f} at end), {args.workers} run(s) at once with "
-        f"{args.threads} torch thread(s) each, "
-        f"torch {torch.__version__}"
-    )
-    command = "python bench/capacity.py " + " ".join(sys.argv[1:])
-    shape = f"d_model {args.d_model}, {args.n_layers} layers, tied embeddings, N = {r0['N']:,} non-embedding"
-    pieces_note = ""
-    if args.pieces:
-        pieces_note = f"name parts and values as {args.pieces} BPE pieces (template words whole), "
-    text = "\n".join(
-        [
-            SECTION,
-            "",
-            f"Machine: {machine}. Command: `{command}`. Wall time: {wall / 60:.1f} min.",
-            "",
-            f"Model: {shape}; {args.variant}(N) with {args.exposures} exposures, "
-            f"{pieces_note}"
-            f"lr {rows[0]['lr']:.2g}, AdamW, cosine schedule, "
-            f"batch {args.batch_size} × 128 tokens, fp32 unless stated. R = bits / params counted as the "
-            "paper "
-            "does (non-embedding + embedding rows of tokens that occur); R_total = bits / all params; "
-            "bits / N divides by the non-embedding parameters only. "
-            "PTQ quantizes every hidden linear weight per output channel (scaling.ptq); the embedding stays "
-            "fp32.",
-            "",
-            *_table(rows),
-            "",
-            *_verdicts(rows),
-            "",
-        ]
-    )
-    print(text)
-    if args.write:
-        write_section(args.write, SECTION, text)
+    from scaling.train import native_bf16
+
+    compute = "bf16" if native_bf16() else "fp32"
+    if not args.report_only:
+        run_pieces([p for p in args.pieces.split(",") if p], args.store, args.workers, args.threads, compute)
+    report(args.store, args.write, args.examples)
     return 0
 
 

@@ -199,7 +199,34 @@ def capacity_law(groups: Sequence[str] = (), exposures: bool = False, published:
         compute_label="N · exposures",
         specialize=_specialize,
         unit="bits",
+        fit_strategy=_fit_groups if len(labels) > 1 else None,
     )
+
+
+def _fit_groups(law: Law, X: Mapping[str, Any], y: np.ndarray, **options: Any) -> tuple[Any, Any]:
+    """Multi-start fit with one R per group: the Cartesian grid over G groups' R would be 13^G starts, so
+    each start takes every group's R from its rows instead (median of log(bits / (P · (E/1000)^κ))) for
+    each κ of the grid, shifted by a common factor e^{-1}, 1 or e. The rows at the cap bits_available pull
+    R down only, which the polish (all rows, the law's min) corrects."""
+    from fits.fitter import fit_law
+
+    fixed, tied = dict(options.get("fixed") or {}), dict(options.get("tied") or {})
+    free = [n for n in law.param_names if n not in fixed and n not in tied]
+    cols = law.prepare(X)
+    log_y = np.log(np.asarray(y, dtype=float))
+    group = cols["group"].astype(int)
+    kappas = law.param("kappa").grid if "kappa" in law.param_names and "kappa" not in fixed else (
+        float(fixed.get("kappa", 0.0)),)  # fmt: skip
+    starts = []
+    for kappa in kappas:
+        log_r = log_y - cols["logP"] - (kappa * cols["logE"] if "logE" in cols else 0.0)
+        overall = float(np.median(log_r))
+        per = {f"R[{g}]": float(np.median(log_r[group == g])) if np.any(group == g) else overall
+               for g in range(len(law.spec["groups"]))}  # fmt: skip
+        for shift in (-1.0, 0.0, 1.0):
+            value = {**{k: v + shift for k, v in per.items()}, "kappa": float(kappa)}
+            starts.append([value[n] for n in free])
+    return fit_law(law, X, y, starts=np.array(starts), **options)
 
 
 def _numeric(rows: Any, name: str) -> np.ndarray:

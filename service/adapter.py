@@ -312,21 +312,22 @@ def fit_rows(result: Any) -> dict[str, Any] | None:
 def predict(
     source: Any, points: Mapping[str, Any], alpha: float | None, interval: str | None = None
 ) -> dict[str, Any]:
-    """`fits.predict` at many points for a `FitResult` or a published set name; a JSON-ready dict with the
-    table as columns (inputs, prediction, lower, upper). `interval`: calibrated, bootstrap or none
-    (default: the best the fit has)."""
+    """`fits.predict` at many points for a `FitResult` or a published set name: a dict with the table as
+    columns (inputs, prediction, lower, upper), numeric columns as float64 arrays (NaN where a value is
+    missing or not finite: null in the response), the others as lists. `interval`: calibrated, bootstrap
+    or none (default: the best the fit has)."""
     import numpy as np
 
     import fits
 
     pred = fits.predict(source, points, alpha, interval)
     table = pred.table
-    columns: dict[str, list[Any]] = {}
+    columns: dict[str, Any] = {}
     for name in table.columns:
         col = table[name]
         if col.dtype.kind in "fiub":
             v = col.to_numpy(dtype=float)
-            columns[str(name)] = np.where(np.isfinite(v), v, np.nan).tolist()
+            columns[str(name)] = np.where(np.isfinite(v), v, np.nan)
         else:
             columns[str(name)] = [None if x is None or x != x else str(x) for x in col.tolist()]
     return {

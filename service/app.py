@@ -25,9 +25,11 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Annotated, Any
 
+import orjson
 from fastapi import Depends, FastAPI, File, Form, Header, Query, Request, UploadFile
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse
+from fastapi.responses import JSONResponse, Response
+from fastapi.routing import APIRoute
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
@@ -193,6 +195,39 @@ class BodyLimit:
                 await _error(413, message)(scope, receive, send)
 
 
+# ----------------------------------------------------------------------------------- fast JSON
+
+
+class _OrjsonRequest(Request):
+    """A request whose JSON body is parsed by orjson (strict JSON: NaN, Infinity and numbers beyond the
+    float range are malformed, a 422; several times faster than `json` on a 10,000-point predict)."""
+
+    async def json(self) -> Any:
+        if not hasattr(self, "_json"):
+            self._json = orjson.loads(await self.body())  # orjson.JSONDecodeError is a json.JSONDecodeError
+        return self._json
+
+
+class OrjsonRoute(APIRoute):
+    """The app's routes: JSON request bodies parsed by orjson (`_OrjsonRequest`)."""
+
+    def get_route_handler(self) -> Any:
+        handler = super().get_route_handler()
+
+        async def route(request: Request) -> Response:
+            return await handler(_OrjsonRequest(request.scope, request.receive))
+
+        return route
+
+
+def json_response(content: Any, status: int = 200) -> Response:
+    """`content` (dicts, lists, numbers, float64 arrays; NaN and infinities become null) as a JSON
+    response, serialized by orjson without a second validation pass: for answers the handler built from
+    its response model's fields (the model still documents them in the OpenAPI schema)."""
+    body = orjson.dumps(content, option=orjson.OPT_SERIALIZE_NUMPY)
+    return Response(body, status_code=status, media_type="application/json")
+
+
 # ----------------------------------------------------------------------------------- the app
 
 _bearer = HTTPBearer(auto_error=False, description="The server's token (`scalefit serve --token`).")
@@ -270,6 +305,7 @@ def create_app(config: ServiceConfig | None = None) -> FastAPI:
         lifespan=lifespan,
         responses={400: {"model": ErrorOut}, 422: {"model": ErrorOut}},
     )
+    app.router.route_class = OrjsonRoute
     app.state.service = svc
     app.add_middleware(
         BodyLimit, max_body=int(config.max_body_mb * 2**20), max_upload=int(config.max_upload_mb * 2**20)
@@ -530,7 +566,7 @@ def create_app(config: ServiceConfig | None = None) -> FastAPI:
 
     # ------------------------------------------------------------------ answers
     @app.post("/api/predict", response_model=PredictOut, responses=not_found, tags=["predict"])
-    def predict(body: PredictRequest) -> dict[str, Any]:
+    def predict(body: PredictRequest) -> Response:
         """Predictions at many points with intervals (fits with bootstrap draws) and warnings (the fit's
         diagnostics, ignored inputs, extrapolation beyond the fitted ranges)."""
         n = max((len(v) for v in body.points.values() if isinstance(v, list)), default=1)
@@ -539,9 +575,10 @@ def create_app(config: ServiceConfig | None = None) -> FastAPI:
                 f"too many points: {n} (this server predicts at most {config.max_points} per request)", 413
             )
         result, law_name = svc.source(body.fit, body.law)
-        return adapter.predict(
+        out = adapter.predict(
             result if result is not None else law_name, body.points, body.alpha, body.interval
         )
+        return json_response(out)
 
     @app.post("/api/recommend", response_model=RecommendOut, responses=not_found, tags=["recommend"])
     def recommend(body: RecommendRequest) -> dict[str, Any]:

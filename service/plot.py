@@ -71,7 +71,8 @@ def fit_figure(
             grid_cols[k].extend([v] * CURVE_POINTS)
         for k, v in fixed.items():
             grid_cols[k].extend([v] * CURVE_POINTS)
-    pred = predict(grid_cols)["points"]
+    pred = {k: np.asarray(v, dtype=float).tolist() for k, v in predict(grid_cols)["points"].items()
+            if k in ("prediction", "lower", "upper")}  # fmt: skip
 
     unit = rows["unit"]
     fig = go.Figure()

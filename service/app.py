@@ -31,6 +31,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response
 from fastapi.routing import APIRoute
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+from fastapi_offline import FastAPIOffline
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from scaling.errors import UserError
@@ -295,7 +296,7 @@ def create_app(config: ServiceConfig | None = None) -> FastAPI:
             svc.runner.stop()
         svc.registry.close()
 
-    app = FastAPI(
+    app = FastAPIOffline(  # /docs and /redoc with their scripts served by the app, not fetched from a CDN
         title="scalefit",
         version=__version__,
         description=(

@@ -236,3 +236,19 @@ def test_page_predicts_with_a_published_law(driver, stored) -> None:
     assert (
         "published constants carry no uncertainty" in driver.find_element(By.ID, "prediction-interval").text
     )
+
+
+def test_api_docs_render_without_the_internet(driver, stored) -> None:
+    from selenium.webdriver.common.by import By
+
+    server, _, _ = stored
+    driver.get(server.url + "/docs")
+    _wait(
+        driver, lambda d: d.find_elements(By.CSS_SELECTOR, ".swagger-ui .opblock"), "Swagger UI's operations"
+    )
+    assert "scalefit" in driver.find_element(By.CSS_SELECTOR, ".swagger-ui .info .title").text
+    paths = {e.text for e in driver.find_elements(By.CSS_SELECTOR, ".opblock-summary-path")}
+    assert {"/api/predict", "/api/recommend", "/api/jobs", "/api/fits/{fit_id}"} <= paths, paths
+    urls = driver.execute_script("return performance.getEntriesByType('resource').map(e => e.name)")
+    assert any(u.endswith("/openapi.json") for u in urls), urls
+    assert all(u.startswith(server.url + "/") for u in urls), urls

@@ -163,7 +163,7 @@ class BodyLimit:
         ctype = headers.get(b"content-type", b"").decode("latin-1")
         limit = self.max_upload if ctype.startswith("multipart/") else self.max_body
         what = "upload" if limit == self.max_upload else "request body"
-        message = f"{what} too large: the limit is {limit / 2**20:g} MiB"
+        message = f"{what} too large: the limit is {limit / 2**20:.3g} MiB"
         try:
             declared = int(headers.get(b"content-length", b"0") or 0)
         except ValueError:

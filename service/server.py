@@ -39,7 +39,7 @@ def check_exposure(host: str, config: ServiceConfig) -> None:
             param="host",
         )
     if config.token is not None and len(config.token) < 8:
-        raise UserError("the token must be at least 8 characters", param="token")
+        raise UserError("token must be at least 8 characters long", param="token")
 
 
 def _safe_url(url: str) -> str:

@@ -220,6 +220,71 @@ def test_backtest_job(client, server) -> None:
     assert report["overall"]["rows"] > 0 and report["overall"]["median_rel_error"] < 0.1
 
 
+def test_parquet_upload_with_the_clis_mapping_fits_what_the_cli_fits(client, server, tmp_path) -> None:
+    df = synthetic_runs(seed=6)
+    df = pd.DataFrame({"Model Size": df["params"], "Training FLOP": 6 * df["params"] * df["tokens"],
+                       "loss": df["loss"]})  # fmt: skip
+    path = tmp_path / "epoch-style.parquet"
+    df.to_parquet(path, index=False)
+    r = client.post("/api/runs", files={"file": (path.name, path.read_bytes())}, headers=server.headers)
+    assert r.status_code == 201, r.text
+    runs = r.json()
+    assert runs["columns"] == ["Model Size", "Training FLOP", "loss"] and runs["n_rows"] == 25
+    body = {
+        "runs_id": runs["id"],
+        "map": {"N": "Model Size", "C": "Training FLOP"},
+        "derive_d": True,
+        "where": "N > 1e5",
+        "bootstrap": 0,
+        "holdout": 0,
+    }
+    job = wait_job(client, client.post("/api/jobs", json=body, headers=server.headers).json()["id"])
+    assert job["status"] == "done", job
+    api_fit = client.get(f"/api/fits/{job['fit_id']}/fit.json").json()
+    out = tmp_path / "cli-fit.json"
+    cli("fit", str(path), "--map", "N=Model Size", "--map", "C=Training FLOP", "--derive-d",
+        "--where", "N > 1e5", "--bootstrap", "0", "--holdout", "0", "--out", str(out))  # fmt: skip
+    cli_fit = json.loads(out.read_text())
+    assert api_fit["data"]["n_rows"] == cli_fit["data"]["n_rows"] == 20
+    assert api_fit["data"]["hash"] == cli_fit["data"]["hash"]
+    for name, value in cli_fit["params"].items():
+        assert api_fit["params"][name] == pytest.approx(value, rel=1e-9), name
+
+
+def test_recommend_takes_the_clis_options(client) -> None:
+    body = {
+        "flops": 1e21,
+        "profile": "h100",
+        "precision": "bf16,int8,w4a8kv8",
+        "max_params": 1e9,
+        "serve_precision": "4",
+        "top": 1000,
+    }
+    api = client.post("/api/recommend", json=body).json()
+    flags = [
+        "--flops",
+        "1e21",
+        "--profile",
+        "h100",
+        "--precision",
+        "bf16,int8,w4a8kv8",
+        "--max-params",
+        "1e9",
+    ]
+    line = json.loads(cli("recommend", *flags, "--serve-precision", "4", "--json")[0])
+    for key in ("best", "options", "constraints", "serve_bits", "objective", "profile", "warnings"):
+        assert api[key] == line[key], key
+    assert api["n_options"] == len(line["options"]) == 3 and api["best"]["bound"] == "max N"
+    assert one_line_error(client.post("/api/recommend", json={"flops": 1e21, "memory_gb": 1e-4}), 400) == (
+        cli_error("recommend", "--flops", "1e21", "--memory-gb", "0.0001")
+    )
+    contradictory = client.post("/api/recommend", json={"flops": 1e21, "params": 1e9, "max_params": 1e8})
+    line = cli_error("recommend", "--flops", "1e21", "--params", "1e9", "--max-params", "1e8")
+    assert one_line_error(contradictory, 400) == line.replace("--max-params", "max_params").replace(
+        "--params", "params"
+    )  # the API names its fields where the CLI names its flags
+
+
 def test_bad_input_is_a_4xx_with_the_clis_line(client, server, tmp_path) -> None:
     assert one_line_error(client.post("/api/recommend", json={"flops": 1e40}), 400) == cli_error(
         "recommend", "--flops", "1e40"

@@ -169,6 +169,7 @@ def test_page_opens_a_fit_and_predicts_what_the_library_predicts(driver, stored)
         assert name in summary
     traces = driver.execute_script("return document.getElementById('plot').data.map(t => t.name || '')")
     assert sum(t.startswith("runs ") for t in traces) == 5 and sum(t.startswith("fit ") for t in traces) == 5
+    assert sum(t.startswith("interval ") for t in traces) == 5  # the bootstrap bands around the curves
     assert driver.find_elements(By.CSS_SELECTOR, "#plot svg.main-svg"), "plotly drew nothing"
 
     # the predict form: a point beyond the fitted ranges, so the extrapolation warning shows too

@@ -49,15 +49,19 @@ RESUME = ("mkdir -p /tmp/capb && nohup nice -n 19 python bench/capacity.py --sto
           "docs/benchmarks.md --examples examples/capacity-cpu.parquet > /tmp/capb/bench.log 2>&1 &")
 # The default order: the goals' runs first, then the checks on them (learning rate, seed, saturation),
 # then junk at 300 exposures (8 × the tokens of its clean run).
-PIECES = ("exp100", "exp1000", "junk", "exp1000-d48", "plateau", "lr100", "seeds", "plateau1000", "junk300")
-MAIN = ("exp100", "exp1000", "exp1000-d48")  # the pieces the goals are judged on (with lr100's variants)
+PIECES = ("exp100", "exp1000", "junk", "exp1000-d48", "plateau", "lr100", "seeds", "plateau1000", "junk300",
+          "lr100b", "plateau1000-d32", "plateau1000-d48", "junk300-d32")
+LR100B = (("d16", 4.0), ("d32", 0.25), ("d48", 0.25))  # size, lr multiplier
+MAIN = ("exp100", "exp1000", "exp1000-d48")  # the planned sizes at 100 and 1000 exposures, with PTQ
+SIZE_PIECES = (*MAIN, "lr100", "lr100b", "plateau", "plateau1000", "plateau1000-d32", "plateau1000-d48")
 
 
 def pieces(compute: str) -> dict[str, list[dict[str, Any]]]:
     """The benchmark's pieces in priority order: name -> sweep specs (one per size and people count).
 
     Cost in training tokens (people × exposures × 21, × 8 with 7:1 junk): exp100 3.5M, exp1000 14M,
-    junk 4.3M, exp1000-d48 25M, plateau 2.6M, lr100 5M, seeds 1.3M, plateau1000 7M, junk300 14M; one
+    junk 4.3M, exp1000-d48 25M, plateau 2.6M, lr100 5M, seeds 1.3M, plateau1000 7M, junk300 14M,
+    lr100b 3.5M, plateau1000-d32 20M, plateau1000-d48 45M, junk300-d32 52M; one
     core trains 20k–90k tokens/s (d_model 48 to 16) when idle, far less when the others' jobs run."""
 
     def spec(size: str, exposures: int, offer: float, tag: str = "", ptq: bool = True,
@@ -94,6 +98,16 @@ def pieces(compute: str) -> dict[str, list[dict[str, Any]]]:
         "plateau1000": [spec("d16", 1000, offer, f"-offer{offer:g}", ptq=False) for offer in (1.1, 4.0)],
         "junk300": [spec("d16", 300, OFFER[100], ptq=False),
                     spec("d16", 300, OFFER[100], "-junk7", ptq=False, junk=[7], domain_token=[False, True])],
+        # lr100 found the best rate falling faster with size than the rule (×2 at d_model 16, ×0.5 at 48):
+        # one step further each way; and 4× the paper-count bits offered at 1000 exposures for the larger
+        # sizes (d_model 16 still stored more with 260 people than with 142).
+        "lr100b": [spec(s, 100, OFFER[100], "-lr", ptq=False, lr_mult=[m]) for s, m in LR100B],
+        "plateau1000-d32": [spec("d32", 1000, 4.0, "-offer4")],
+        "plateau1000-d48": [spec("d48", 1000, 4.0, "-offer4")],
+        # junk where the clean run stores more (d_model 16 stores R ≈ 1 at 300 exposures); 24M tokens per run
+        "junk300-d32": [spec("d32", 300, OFFER[100], ptq=False),
+                        spec("d32", 300, OFFER[100], "-junk7", ptq=False, junk=[7],
+                             domain_token=[False, True])],
     }
 
 
@@ -191,17 +205,19 @@ SATURATED = 0.9  # a run is saturated when it stores less than this share of the
 
 def tables(df: Any) -> list[str]:
     """Per trained model: bits, R (paper count), bits per non-embedding parameter, ΔR after PTQ."""
-    cols = ["shape", "d_model", "N (non-emb.)", "params (paper)", "exposures", "people", "junk",
+    cols = ["shape", "d_model", "N (non-emb.)", "params (paper)", "lr", "seed", "exposures", "people", "junk",
             "domain token", "bits offered", "bits", "stored", "R (paper)", "bits / N", "int8 RTN ΔR",
             "int8 GPTQ ΔR",
             "int4 RTN ΔR", "int4 GPTQ ΔR", "train tok/s", "wall"]  # fmt: skip
     out = ["| " + " | ".join(cols) + " |", "|" + " --- |" * len(cols)]
-    base = df[df.ptq_method == "none"].sort_values(["exposures", "junk", "domain_token", "N", "people"])
+    base = df[df.ptq_method == "none"].sort_values(["exposures", "junk", "domain_token", "N", "people", "lr",
+                                                     "seed"])  # fmt: skip
     for _, r in base.iterrows():
         ptq = df[df.run_id == r.run_id].set_index(["ptq_method", "fmt_post"]).R
         deltas = [f"{100 * (ptq[key] / r.R - 1):+.1f}%" if key in ptq.index else "" for key in
                   (("rtn", "int8"), ("gptq", "int8"), ("rtn", "int4"), ("gptq", "int4"))]  # fmt: skip
-        cells = [r["shape"], f"{int(r.d_model)}", f"{int(r.N):,}", f"{int(r.params_paper):,}",
+        cells = [r["shape"], f"{int(r.d_model)}", f"{int(r.N):,}", f"{int(r.params_paper):,}", f"{r.lr:.3g}",
+                 f"{int(r.seed)}",
                  f"{int(r.exposures)}", f"{int(r.people):,}", f"{r.junk:g}", f"{int(r.domain_token)}",
                  f"{r.bits_available:,.0f}", f"{r.bits:,.0f}", f"{100 * r.bits / r.bits_available:.0f}%",
                  f"{r.R:.3f}", f"{r.bits / r.N:.3f}", *deltas, f"{r.tokens_per_s:,.0f}",
@@ -239,14 +255,14 @@ def _clean(df: Any) -> Any:
 
 def verdicts(df: Any) -> list[str]:
     """The issue's goals on the saturated clean runs, each met / not met / not yet run. R of a size is the
-    best over the learning rates tried at its main people count (the lr rule's, and ×0.5 / ×2 where lr100
-    ran): a tuned rate, as in the paper."""
+    best of its saturated seed-0 runs over the learning rates (lr100, lr100b) and people counts (plateau*)
+    tried: the capacity is the most a model stores when offered more than it holds, at a tuned rate."""
     base = _clean(df)
     lines = []
     for exposures, goal in ((100, 0.8), (1000, 1.6)):
         planned = len({d["grid"]["n"][0] for name in MAIN for d in pieces("fp32")[name]
                        if d["axes"]["exposures"] == [exposures]})  # fmt: skip
-        runs = base[(base.exposures == exposures) & base.piece.isin((*MAIN, "lr100"))]
+        runs = base[(base.exposures == exposures) & (base.seed == 0) & base.piece.isin(SIZE_PIECES)]
         sat = runs[runs.saturated]
         if sat.empty:
             lines.append(f"- R ≥ {goal} at {exposures} exposures: **not yet run** (no saturated run yet)")
@@ -255,7 +271,9 @@ def verdicts(df: Any) -> list[str]:
         best = sat.groupby("N").R.max()
         parts = []
         for n, g in runs.groupby("N"):
-            tried = ", ".join(f"{r.R:.3f} (lr ×{r.lr_mult:g})" for _, r in g.sort_values("lr").iterrows())
+            tried = ", ".join(f"{r.R:.3f} (lr ×{r.lr_mult:g}, {int(r.people)} people"
+                              f"{'' if r.saturated else ', not saturated'})"
+                              for _, r in g.sort_values(["people", "lr"]).iterrows())  # fmt: skip
             parts.append(f"N = {int(n):,}: {tried}")
         status = "met" if best.min() >= goal else "not met"
         rs = ", ".join(f"{r:.3f}" for r in best)
@@ -270,7 +288,7 @@ def verdicts(df: Any) -> list[str]:
             status += f": max/min = {spread:.2f} over {best.index.max() / best.index.min():.1f}× in N"
         lines.append(f"- R within ±25% across sizes at {exposures} exposures (max/min ≤ 1.67): **{status}**")
     ptq = df[(df.ptq_method != "none") & (df.junk == 0)]
-    sat_ids = set(base.run_id[base.saturated & base.piece.isin(MAIN)])
+    sat_ids = set(base.run_id[base.saturated & base.piece.isin(SIZE_PIECES)])
     for fmt, goal, ok in (("int8", "|ΔR| < 10%", lambda d: abs(d) < 0.10),
                           ("int4", "ΔR < −40%", lambda d: d < -0.40)):  # fmt: skip
         parts, verdict = [], {}
@@ -279,7 +297,7 @@ def verdicts(df: Any) -> list[str]:
             d = r.R / ref.R - 1
             verdict.setdefault(int(ref.exposures), []).append(ok(d))
             parts.append(f"{r.ptq_method.upper()} {100 * d:+.1f}% (N = {int(ref.N):,}, "
-                         f"{int(ref.exposures)} exp.)")  # fmt: skip
+                         f"{int(ref.exposures)} exp., {int(ref.people)} people)")  # fmt: skip
         if not parts:
             lines.append(f"- {fmt} PTQ {goal}: **not yet run**")
             continue
@@ -312,6 +330,51 @@ def verdicts(df: Any) -> list[str]:
                             f"({100 * r.bits / r.bits_available:.0f}% of offered)"
                             for _, r in g.sort_values("people").iterrows())  # fmt: skip
             lines.append(f"- saturation check, N = {int(n):,} at {int(e)} exposures: {pts}")
+    return lines
+
+
+def limits(df: Any) -> list[str]:
+    """What limits the goals not met, from the runs themselves."""
+    base = _clean(df)
+    lines = []
+    e100 = base[(base.exposures == 100) & (base.seed == 0) & base.piece.isin(SIZE_PIECES)]
+    if not e100.empty and e100.R.max() < 0.8:
+        best = e100.loc[e100.groupby("N").R.idxmax()]
+        lrs = ", ".join(f"×{r.lr_mult:g} at d_model {int(r.d_model)}" for _, r in best.iterrows())
+        stuck = []
+        for _, r in e100.sort_values("R").head(1).iterrows():
+            curve = json.loads(r.diagnostics_json)["val_curve"]
+            stuck.append(f"d_model {int(r.d_model)} at lr ×{r.lr_mult:g}: validation loss {curve[0][1]:.2f} "
+                         f"at the first evaluation, {curve[-1][1]:.2f} at the end")  # fmt: skip
+        lines.append(
+            f"- 100 exposures: optimization limits R, not the parameter count: no run stores more than "
+            f"{100 * (e100.bits / e100.bits_available).max():.0f}% of the bits offered, memorization starts "
+            f"only after a loss plateau ({'; '.join(stuck)}), the best rate differs by size ({lrs}: the lr "
+            "rule's −¼ power of N is too shallow) and, at one size, more people store fewer bits (saturation "
+            "check above: more facts per optimizer step delay the start). R ≥ 0.8 would need a finer "
+            "per-size rate search (and warmup/batch size) at 100 exposures; the paper's 1 bit/param at 100 "
+            "exposures comes from models of millions of parameters trained on bioS.")
+    seeds = base[base.piece.isin(("exp100", "seeds"))].groupby("N").R
+    spread = (seeds.max() / seeds.min()).max() if not seeds.size().empty else math.nan
+    if spread == spread:
+        lines.append(f"- Seed to seed, R at 100 exposures varies up to {100 * (spread - 1):.0f}% at one size "
+                     "(one seed per run elsewhere).")  # fmt: skip
+    junk = df[(df.ptq_method == "none") & (df.junk > 0)]
+    for n, g in junk.groupby("N"):
+        parts = []
+        for e, ge in g.groupby("exposures"):
+            clean = base[(base.N == n) & (base.exposures == e) & (base.people == ge.people.iloc[0])
+                         & (base.seed == 0) & (base.lr == ge.lr.iloc[0])]  # fmt: skip
+            ref = f"clean R = {clean.R.iloc[0]:.3f}, " if not clean.empty else ""
+            parts.append(f"{int(e)} exposures: {ref}junk R = {ge.R.max():.3f} at most")
+        lines.append(
+            f"- Junk at d_model {int(g.d_model.iloc[0])} ({'; '.join(parts)}): the useful facts get 1/8 of "
+            "each optimizer step; where the clean run itself is far from capacity the junk run hardly "
+            "starts memorizing, with or without the domain token. The paper's ÷20/÷3 and the token's "
+            "recovery need a size and exposure count where the clean run is near capacity.")
+    if not junk.empty and junk.N.max() == base.N.min():
+        lines.append("- Junk at d_model 32 and 300 exposures (piece junk300-d32, about 24M training tokens "
+                     "per junk run): not yet run.")  # fmt: skip
     return lines
 
 
@@ -353,14 +416,14 @@ def report(store_dir: Path, write: Path | None, examples: Path | None) -> None:
     trained = [e for e in log if e["trained"]]
     when = f"{trained[0]['time']} – {trained[-1]['time']}" if trained else "unknown"
     nice = sorted({e["nice"] for e in log})
-    planned = sum(len(specs) for specs in pieces("fp32").values())
+    planned = len(planned_pieces())
     text = "\n".join([
         SECTION, "",
         f"Machine: {machine()}. Load average (1 min) around the pieces: {min(loads, default=0):.1f}–"
         f"{max(loads, default=0):.1f} on 2 cores shared by five engineers' tests and benchmarks; the "
         f"benchmark ran at nice {', '.join(map(str, nice))}, 1 worker, 1 torch thread, so its throughput "
         f"column mostly measures the idle CPU it got. Runs trained {when}; finished: {df.run_id.nunique()} "
-        f"models ({planned} specs planned, {len(df)} rows with PTQ). Compute dtype: "
+        f"of {planned} planned models ({len(df)} rows with the PTQ copies). Compute dtype: "
         f"{', '.join(sorted(set(df.compute_dtype.astype(str))))} (bf16 only where matmuls are native).",
         "",
         f"Commands: `{RUN}` (run, resumable), `{REPORT}` (this section and the example table), and to "
@@ -371,7 +434,9 @@ def report(store_dir: Path, write: Path | None, examples: Path | None) -> None:
         f"occur. Model family `{SHAPE}` (2 layers, 16-wide heads, GELU MLP, tied embeddings), fp32, AdamW, "
         "cosine schedule, batch 8 × 126 tokens (6 whole biographies per row), peak lr 0.012·(n/2.5e4)^−¼. "
         "People: bits offered = 2× the paper-count parameters at 100 exposures, 2.2× at 1000 (the plateau "
-        "piece adds 1× and 4× at d_model 32). R = bits / params counted as the paper does (transformer + "
+        "pieces add 1× and 4× at d_model 32 and 100 exposures, 1.1× and 4× at d_model 16 and 4× at 32 and 48 "
+        "at 1000 exposures); lr100/lr100b try ×0.25–×4 the lr rule's rate at 100 exposures; seeds repeats "
+        "d_model 16 and 32 with seed 1. R = bits / params counted as the paper does (transformer + "
         "embedding rows of tokens that occur); bits / N divides by the non-embedding parameters only. PTQ "
         "quantizes every hidden linear weight per output channel (scaling.ptq.evaluate_ptq); the embedding "
         f"stays fp32. \"stored\" = bits / bits offered; a run is saturated when it stores < {SATURATED:.0%} "
@@ -382,6 +447,8 @@ def report(store_dir: Path, write: Path | None, examples: Path | None) -> None:
         *tables(df), "",
         f"Goals ({GOALS}):", "",
         *verdicts(df), "",
+        "What limits them:", "",
+        *limits(df), "",
         *fitted_law(df), "",
     ])  # fmt: skip
     print(text)

@@ -9,6 +9,10 @@ and pooled over all cuts (one row per (cut, point) pair) it reports rows, median
 relative error (ŷ − y)/y, the share of points inside the interval at level 1 − α, and the median
 relative interval width (upper − lower)/ŷ (an interval that covers by being useless shows here).
 
+`trim=f` leaves the smallest-compute fraction f of each cut's training rows out of its fit
+(`drop_smallest`): the backtest of a fit that uses only the larger runs, which `fits.selection` compares
+with fits on all of them.
+
 Cost: one fit per cut. `n_boot=0` fits point estimates only (no intervals, no calibration): the cheap
 mode used to compare law forms. With `n_boot > 0` each cut's fit is calibrated by its own nested backtest
 on that cut's training rows (`fits.calibration`), so the held-out runs never inform their own interval.
@@ -35,7 +39,7 @@ from fits.laws import get_law
 from fits.validation import split_by_compute
 from scaling.errors import UserError
 
-__all__ = ["BY", "BacktestResult", "backtest", "score"]
+__all__ = ["BY", "BacktestResult", "backtest", "drop_smallest", "score"]
 
 BY = ("compute", "N")
 DEFAULT_CUTS = (0.5, 0.6, 0.7, 0.8)
@@ -167,6 +171,16 @@ def _subset(data: FitData, mask: np.ndarray) -> FitData:
     )
 
 
+def drop_smallest(data: FitData, fraction: float) -> FitData:
+    """The rows of `data` whose compute is at or above the `fraction`-quantile of its compute (ties kept;
+    `fraction` 0 keeps every row)."""
+    if not 0.0 <= fraction < 1.0:
+        raise UserError(f"trim must be a fraction in [0, 1), got {fraction:g}", param="trim")
+    if fraction == 0.0:
+        return data
+    return _subset(data, data.compute >= np.quantile(data.compute, fraction))
+
+
 def backtest(
     data: Any,
     law: str | Law = "chinchilla",
@@ -178,6 +192,7 @@ def backtest(
     seed: int = 0,
     interval: str | None = None,
     ptq_method: str | None = None,
+    trim: float = 0.0,
     progress: Callable[[str], None] | None = None,
     **fit_options: Any,
 ) -> BacktestResult:
@@ -220,7 +235,8 @@ def backtest(
             skipped.append(f"cut {cut:.2f}: same split as a lower cut")
             continue
         seen.add(n_train)
-        train = _subset(data, ~test)
+        train = drop_smallest(_subset(data, ~test), trim)
+        n_train = int(train.y.size)
         why = enough_rows(law, train.X, n_train)
         if why:
             skipped.append(f"cut {cut:.2f}: too few training rows ({why})")

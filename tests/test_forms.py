@@ -180,7 +180,9 @@ def test_auto_picks_the_data_constrained_law_for_repeated_data() -> None:
     table = _table("muennighoff2023", MUENNIGHOFF_TRUTH, _repeated_runs())
     sel = fits.select_law(table)
     assert sel.law.name == "muennighoff2023"
-    assert [r["law"] for r in sel.rows] == ["chinchilla", "chinchilla-tied", "kaplan2020", "muennighoff2023"]
+    laws = ["chinchilla", "chinchilla-tied", "kaplan2020", "muennighoff2023"]
+    assert [r["law"] for r in sel.rows] == [law for law in laws for _ in fits.selection.TRIMS]
+    assert [r["trim"] for r in sel.rows] == list(fits.selection.TRIMS) * len(laws)
     assert sum(r["chosen"] for r in sel.rows) == 1
     assert "muennighoff2023" in sel.as_text()
 
@@ -191,12 +193,38 @@ def test_auto_picks_kaplan2020_and_skips_what_the_columns_do_not_allow() -> None
     res = fits.fit_auto(_table("kaplan2020", truth, {"N": N, "D": D}), n_boot=0, holdout=None)
     assert res.law.name == "kaplan2020"
     sel = res.metrics["selection"]
-    assert res.options["law_selection"] == {"requested": "auto", "chosen": "kaplan2020"}
+    assert res.options["law_selection"] == {"requested": "auto", "chosen": "kaplan2020", "trim": sel["trim"]}
     skipped = {r["law"]: r["note"] for r in sel["candidates"]}
     assert "missing column(s) U" in skipped["muennighoff2023"]
     # the choice and the table survive fit.json
     again = fits.FitResult.from_dict(res.to_dict())
     assert again.metrics["selection"]["chosen"] == "kaplan2020"
+
+
+def test_auto_leaves_out_small_runs_that_sit_off_the_law_when_the_backtest_says_so() -> None:
+    """Runs below the 30th compute percentile 4% above the law (e.g. warm-up too long for small models):
+    the backtest prefers fits without the smallest runs, and fit_auto fits only the rows it chose."""
+    import fits.selection as selection
+    from fits.backtest import backtest
+
+    N, D = _grid(n_values=np.geomspace(2e7, 3e9, 8), d_values=np.geomspace(4e8, 3e11, 8))
+    truth = {"A": 400.0, "B": 1500.0, "E": 1.8, "alpha": 0.34, "beta": 0.34}
+    table = _table("chinchilla-tied", truth, {"N": N, "D": D}, noise=0.001)
+    C = 6 * N * D
+    table["loss"] *= np.where(C < np.quantile(C, 0.3), 1.04, 1.0)
+    plain = selection.select_law(table, trims=(0.0,))
+    sel = selection.select_law(table)
+    assert sel.trim > 0 and plain.trim == 0
+    best = min(r["score"] for r in sel.rows if r["chosen"])
+    assert best < min(r["score"] for r in plain.rows if math.isfinite(r["score"]))
+    assert sel.fit_rows.n_read < sel.data.n_read and "left out" in sel.as_text()
+    res = fits.fit_auto(table, n_boot=0, holdout=None)
+    assert res.options["law_selection"]["trim"] == sel.trim and res.nobs == sel.fit_rows.n_read
+    # backtest(trim=f): each cut's fit leaves out the smallest f of its training rows
+    bt = backtest(fits.fit_data(table, "chinchilla-tied"), "chinchilla-tied", cuts=(0.8,), n_boot=0, trim=0.5)
+    assert bt.table["n_train"].iloc[0] == pytest.approx(0.5 * 0.8 * len(table), abs=2)
+    with pytest.raises(UserError, match="trim"):
+        backtest(fits.fit_data(table, "chinchilla-tied"), "chinchilla-tied", n_boot=0, trim=1.0)
 
 
 def test_auto_refuses_ties_and_fixed_parameters() -> None:

@@ -318,6 +318,10 @@ def test_bad_input_is_a_4xx_with_the_clis_line(client, server, tmp_path) -> None
     assert one_line_error(
         client.post("/api/predict", content=b"{not json", headers={"content-type": "application/json"}), 422
     )
+    nan_body = b'{"law": "kumar2024", "points": {"N": [NaN], "D": [1e9]}}'  # not JSON: NaN is no number
+    assert one_line_error(
+        client.post("/api/predict", content=nan_body, headers={"content-type": "application/json"}), 422
+    ).startswith("malformed JSON body")
     assert (
         one_line_error(client.post("/api/predict", json={"law": "kumar2024"}), 422)
         == "points: Field required"

@@ -336,8 +336,9 @@ def main() -> None:
     for i, t in enumerate(tasks):
         if t["family"].startswith("Porian"):
             a, b = score([results["scalefit auto"][i]]), score([results["approach3"][i]])
+            law = results["scalefit auto"][i]["law"]
             porian.append(
-                f"| {t['name'].removeprefix('porian/')} | {a['rows']} | {results['auto'][i]['law']} | "
+                f"| {t['name'].removeprefix('porian/')} | {a['rows']} | {law} | "
                 f"{pct(a['median_rel_error'])} | {pct(b['median_rel_error'])} | "
                 f"{a['covered']} ({pct(a['coverage'], 0)}) |"
             )

@@ -112,12 +112,13 @@ def main() -> None:
     )
     ap.add_argument("--save", type=Path, help="also write the raw results (JSON) here")
     ap.add_argument("--load", type=Path, nargs="*", default=[], help="merge raw results of earlier runs")
+    ap.add_argument("--report-only", action="store_true", help="train nothing: report the --load results")
     args = ap.parse_args()
     if len(args.seeds) < 3:
         ap.error("the seed-to-seed spread needs at least 3 seeds")
 
     jobs = [(kind, n, seed, m) for m in args.lr_mults for n in args.n for seed in args.seeds
-            for kind in ("trunk", "cosine")]  # fmt: skip
+            for kind in ("trunk", "cosine")] if not args.report_only else []  # fmt: skip
     t0, when = time.perf_counter(), datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%d %H:%M UTC")
     loads = [os.getloadavg()[0]]
     records: list[dict[str, Any]] = []
@@ -131,7 +132,7 @@ def main() -> None:
             print(f"done {kind} N={n:g} seed={seed} lr×{m:g} in {recs[0]['job_seconds']:.0f} s "
                   f"(load {recs[0]['load'][0]:.1f} -> {recs[0]['load'][1]:.1f})", flush=True)  # fmt: skip
     runs = [{"command": " ".join(sys.argv[1:]), "when": when, "wall": time.perf_counter() - t0,
-             "load": (min(loads), max(loads)), "records": records}]  # fmt: skip
+             "load": (min(loads), max(loads)), "records": records}] if records else []  # fmt: skip
     if args.save:
         args.save.write_text(json.dumps(runs))
     for path in args.load:
@@ -196,6 +197,7 @@ def report(runs: list[dict[str, Any]], args: argparse.Namespace) -> str:
             mean = statistics.mean(diffs)
             row.append(f"{mean:+.4f} ({statistics.stdev(diffs):.4f}){'' if abs(mean) <= sd else ' ✗'}")
         lines.append(f"| {n:,} | {d:,} | " + " | ".join(row) + " |")
+    summary: list[str] = []
     if len(mults) > 1:
         lines += [
             "",
@@ -225,14 +227,19 @@ def report(runs: list[dict[str, Any]], args: argparse.Namespace) -> str:
                 (cm, csd, _, ck), (wm, _, wl, wk) = best["cosine"], best["wsd"]
                 flag = "within" if abs(wm - cm) <= csd else "outside"
                 verdict = f"{wm - cm:+.4f} ({wl} lr×{wk:g} vs cosine lr×{ck:g}; {flag} the spread {csd:.4f})"
+                summary.append(f"N = {n:,}, D = {d:,}: WSD − cosine {wm - cm:+.4f}, {flag} the cosine runs' "
+                               f"seed spread ({csd:.4f})")  # fmt: skip
             lines.append(f"| {n:,} | {d:,} | " + " | ".join(row) + f" | {verdict} |")
-    lines += ["", "Tokens trained per (N, seed, learning rate), for the D's above:", ""]
-    lines.append(f"- cosine, one run per D: {sum(args.tokens):,.0f}")
-    for m in methods[1:]:
-        frac = VARIANTS[m][0]
-        lines.append(
-            f"- {m} alone, one trunk: {(1 - frac) * max(args.tokens) + frac * sum(args.tokens):,.0f}"
-        )
+    if summary:
+        lines += ["", "At each schedule's best peak rate: " + "; ".join(summary) + "."]
+    lines += ["", "Tokens trained per (N, seed, learning rate) for these D's:", ""]
+    for n in sorted({r["N"] for r in records}):
+        ds = sorted({r["D"] for r in records if r["N"] == n})
+        parts = [f"cosine (one run per D) {sum(ds):,}"]
+        for m in methods[1:]:
+            frac = VARIANTS[m][0]
+            parts.append(f"{m} alone (one trunk) {(1 - frac) * max(ds) + frac * sum(ds):,.0f}")
+        lines.append(f"- N = {n:,}: " + ", ".join(parts))
     return "\n".join(lines)
 
 

@@ -177,6 +177,7 @@ def _fit_one(table, law, settings, out, console, isoflop, budget, options, plots
     """Fit one table (all rows, or one --group-by group) with `settings` (`fits.fit` options), write
     its fit file, print its summary."""
     import fits
+    from fits.backtest import drop_smallest
     from fits.selection import check_auto_options, is_auto, record_selection
     from scaling.errors import UserError
 
@@ -193,6 +194,8 @@ def _fit_one(table, law, settings, out, console, isoflop, budget, options, plots
         typer.echo(selection.as_text() + "\n")
         law = selection.law.name
     data = select_rows(table, law, settings["ptq_method"], console)
+    if selection is not None:
+        data = drop_smallest(data, selection.trim)  # the rows auto chose, as fits.fit_auto
     with console.status("fitting") as status:
         result = fits.fit(data, law, **settings, progress=lambda msg: status.update(msg))
     if selection is not None:

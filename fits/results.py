@@ -260,7 +260,12 @@ class FitResult:
         if not self.draws:
             raise UserError("this fit has no bootstrap draws (fit with n_boot > 0 to get intervals)")
         cols = self.law.prepare(X)
-        theta = self.law.draws_to_fit_space(self.draws)
+        cached = getattr(self, "_theta_cache", None)
+        if cached is None or cached[0] is not self.draws or cached[1] != len(self.draws):
+            # the draws in the law's fit space, converted once per fit instead of on every prediction
+            cached = (self.draws, len(self.draws), self.law.draws_to_fit_space(self.draws))
+            self._theta_cache = cached
+        theta = cached[2]
         with np.errstate(all="ignore"):
             return np.exp(self.law.log_predict_theta(theta, cols))
 
@@ -271,7 +276,9 @@ class FitResult:
 
         a = self.alpha if alpha is None else alpha
         point = self.predict(X)
-        lo, hi = np.nanquantile(self.predict_draws(X), [a / 2, 1 - a / 2], axis=0)
+        draws = self.predict_draws(X)
+        quantile = np.nanquantile if np.isnan(draws).any() else np.quantile  # same numbers, ~5x faster
+        lo, hi = quantile(draws, [a / 2, 1 - a / 2], axis=0)
         index = getattr(X, "index", None)
         return pd.DataFrame({"prediction": point, "lower": lo, "upper": hi}, index=index)
 

@@ -10,7 +10,11 @@ so 1,000 refits cost about as much as a handful of sequential L-BFGS-B runs. Thi
 
 from __future__ import annotations
 
+import os
+from collections.abc import Callable, Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 
@@ -109,6 +113,102 @@ def percentile_interval(samples: np.ndarray, alpha: float = 0.05) -> tuple[float
         return (float("nan"), float("nan"))
     lo, hi = np.quantile(s, [alpha / 2, 1 - alpha / 2])
     return (float(lo), float(hi))
+
+
+def order_statistics(
+    block: np.ndarray, probs: Sequence[float], transform: Callable[[np.ndarray], np.ndarray] | None = None
+) -> np.ndarray:
+    """Quantiles `probs` of each row of `transform(block)` (rows = points, columns = draws, no NaN),
+    numpy's default ("linear", Hyndman & Fan 1996 type 7): x_(j) + f·(x_(j+1) − x_(j)) at
+    j + f = p·(S − 1). `transform` must be increasing: order statistics are taken on `block` and only
+    the selected ones are transformed (e.g. `np.exp` of log predictions).
+
+    Only the needed order statistics are selected (introselect on the part not yet fixed, then the
+    neighbour below as a maximum), not a sort: each pair (j, j+1) costs one partial partition.
+    Returns float64 (len(probs), rows).
+    """
+    x = np.array(block)  # partitioned in place
+    s = x.shape[1]
+    pos = np.clip(np.asarray(probs, dtype=float), 0.0, 1.0) * (s - 1)
+    low = np.floor(pos).astype(int)
+    frac = pos - low
+    pairs = list(zip(low.tolist(), frac, strict=True))
+    need = sorted({*low.tolist(), *(j + 1 for j, f in pairs if f > 0 and j + 1 < s)})
+    got: dict[int, np.ndarray] = {}
+    start = 0
+    for k in need:
+        if k in got:
+            continue
+        x[:, start:].partition(k - start, axis=1)
+        got[k] = x[:, k].astype(float)
+        if k - 1 in need and k - 1 not in got and k - 1 >= start:
+            got[k - 1] = x[:, start:k].max(axis=1).astype(float)
+        start = k + 1
+    if transform is not None:
+        got = {k: transform(v) for k, v in got.items()}
+    out = np.empty((len(pos), x.shape[0]))
+    for i, (j, f) in enumerate(pairs):
+        a = got[j]
+        out[i] = a if f == 0 else a + f * (got[min(j + 1, s - 1)] - a)
+    return out
+
+
+_BLOCK = 256  # points per block: S draws x 256 float32 (1 MB at S = 1,000) stays in cache
+
+
+def _workers() -> int:
+    try:
+        return max(1, min(2, len(os.sched_getaffinity(0))))
+    except (AttributeError, OSError):
+        return 1
+
+
+def prediction_percentiles(
+    log_predict: Callable[[Mapping[str, Any], Mapping[str, np.ndarray]], np.ndarray],
+    theta: Mapping[str, np.ndarray],
+    cols: Mapping[str, np.ndarray],
+    probs: Sequence[float],
+) -> np.ndarray:
+    """Percentiles `probs` over S parameter draws of the prediction exp(log_predict(θ_s, x)) at each
+    point x: array (len(probs), n). `theta`: fit-space arrays (S, 1); `cols`: prepared columns (n,).
+
+    The draws are evaluated in blocks of points, in log space and float32 (rounding ~1e-7 of the value,
+    far below the Monte-Carlo error of a percentile of S = 1,000 draws, ~2% of a 95% interval's width),
+    with two threads (numpy releases the GIL). A block where float32 gives a non-finite value is redone in
+    float64 exactly as before: `np.nanquantile` over the draws (NaN = a failed draw, ignored).
+    """
+    n = int(np.broadcast_shapes(*(np.shape(v) for v in cols.values()))[-1]) if cols else 1
+    theta32 = {k: np.asarray(v, dtype=np.float32) for k, v in theta.items()}
+    cols_b = {k: np.broadcast_to(np.asarray(v), (n,)) for k, v in cols.items()}
+    n_draws = max((np.shape(v)[0] for v in theta.values() if np.ndim(v)), default=1)
+    out = np.empty((len(probs), n))
+
+    def block(lo: int) -> None:
+        sl = slice(lo, min(lo + _BLOCK, n))
+        part32 = {k: v[sl].astype(np.float32) for k, v in cols_b.items()}
+        with np.errstate(all="ignore"):
+            log_y = np.broadcast_to(log_predict(theta32, part32), (n_draws, sl.stop - lo))
+        if log_y.dtype == np.float32 and np.isfinite(log_y).all():
+            # percentiles of exp(log y) are exp of those of log y (exp is increasing): exp of 2 per point
+            out[:, sl] = order_statistics(np.ascontiguousarray(log_y.T), probs, np.exp)
+            return
+        part = {k: np.asarray(v[sl], dtype=float) for k, v in cols_b.items()}
+        with np.errstate(all="ignore"):
+            y = np.exp(log_predict({k: np.asarray(v, dtype=float) for k, v in theta.items()}, part))
+            y = np.broadcast_to(y, (n_draws, sl.stop - lo))
+        quantile = np.nanquantile if np.isnan(y).any() else np.quantile
+        with np.errstate(all="ignore"):
+            out[:, sl] = quantile(y, list(probs), axis=0)
+
+    starts = range(0, n, _BLOCK)
+    workers = _workers() if n >= 4 * _BLOCK else 1
+    if workers == 1:
+        for lo in starts:
+            block(lo)
+    else:
+        with ThreadPoolExecutor(workers) as pool:
+            list(pool.map(block, starts))
+    return out
 
 
 def standard_error(samples: np.ndarray) -> float:

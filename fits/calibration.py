@@ -240,8 +240,7 @@ def prediction_interval(
     nan = np.full(point.shape, np.nan)
     if kind == "none":
         return point, nan, nan.copy(), kind
-    boot = result.predict_interval(X, a)
-    lower, upper = boot["lower"].to_numpy(dtype=float), boot["upper"].to_numpy(dtype=float)
+    lower, upper = result.bootstrap_bounds(X, a)
     if kind == "calibrated":
         compute = np.asarray(result.law.compute(X, X), dtype=float)
         lower, upper = combine(point, lower, upper, extrapolation_halfwidth(result.calibration, compute, a))

@@ -260,9 +260,13 @@ def broadcast(cols: dict[str, np.ndarray]) -> Columns:
 
 def value_only(formula: LogJacobian) -> LogFormula:
     """The log-target part of a formula that returns (log target, partials): each law's equation is
-    written once, in the function that also gives its analytic Jacobian."""
+    written once, in the function that also gives its analytic Jacobian. A formula with a `partials`
+    keyword is asked to skip them (prediction over bootstrap draws needs values only)."""
+    import inspect
+
+    skip = "partials" in inspect.signature(formula).parameters
 
     def value(theta: Mapping[str, Any], c: Columns) -> np.ndarray:
-        return formula(theta, c)[0]
+        return formula(theta, c, partials=False)[0] if skip else formula(theta, c)[0]
 
     return value

@@ -61,11 +61,23 @@ _EXP_GRID = (0.0, 0.5, 1.0, 1.5, 2.0)  # alpha, beta in {0, 0.5, ..., 2}
 _E_GRID = (-1.0, -0.5, 0.0, 0.5, 1.0)  # e in {-1, -0.5, ..., 1}
 
 
-def _lse3(t1: np.ndarray, t2: np.ndarray, t3: np.ndarray) -> tuple[np.ndarray, ...]:
-    """log(e^t1 + e^t2 + e^t3), computed stably, and its softmax weights s1, s2, s3 (the partials)."""
+def _lse3(t1: np.ndarray, t2: np.ndarray, t3: np.ndarray, partials: bool = True) -> tuple[Any, ...]:
+    """log(e^t1 + e^t2 + e^t3), computed stably, and its softmax weights s1, s2, s3 (the partials).
+
+    `partials=False`: the value alone (weights None), as log of the plain sum when that is finite
+    everywhere (a third of the passes over the arrays), else the stable form.
+    """
+    if not partials:
+        with np.errstate(over="ignore", divide="ignore", invalid="ignore"):
+            value = np.log(np.exp(t1) + np.exp(t2) + np.exp(t3))
+        if np.isfinite(value).all():
+            return value, None, None, None
+        t3 = t3 + 0 * t1
     m = np.maximum(np.maximum(t1, t2), t3)
     e1, e2, e3 = np.exp(t1 - m), np.exp(t2 - m), np.exp(t3 - m)
     total = e1 + e2 + e3
+    if not partials:
+        return m + np.log(total), None, None, None
     return m + np.log(total), e1 / total, e2 / total, e3 / total
 
 
@@ -74,14 +86,17 @@ def _chinchilla_prepare(X: Mapping[str, Any]) -> Columns:
     return {"logN": np.log(cols["N"]), "logD": np.log(cols["D"])}
 
 
-def _chinchilla_jacobian(theta: Mapping[str, Any], c: Columns) -> tuple[np.ndarray, dict[str, np.ndarray]]:
+def _chinchilla_jacobian(
+    theta: Mapping[str, Any], c: Columns, partials: bool = True
+) -> tuple[np.ndarray, dict[str, np.ndarray]]:
     """log L = LSE(a − α·log N, b − β·log D, e) and its fit-space partials: the softmax weights s_i of
-    the three terms (times −log N, −log D for the exponents)."""
+    the three terms (times −log N, −log D for the exponents); `partials=False`: the value, {}."""
+    e = theta["E"] if not partials else theta["E"] + 0 * c["logN"]
     value, s1, s2, s3 = _lse3(
-        theta["A"] - theta["alpha"] * c["logN"],
-        theta["B"] - theta["beta"] * c["logD"],
-        theta["E"] + 0 * c["logN"],
+        theta["A"] - theta["alpha"] * c["logN"], theta["B"] - theta["beta"] * c["logD"], e, partials
     )
+    if not partials:
+        return value, {}
     return value, {"A": s1, "B": s2, "E": s3, "alpha": -s1 * c["logN"], "beta": -s2 * c["logD"]}
 
 
@@ -161,12 +176,15 @@ def _precision_prepare(X: Mapping[str, Any]) -> Columns:
     return cols
 
 
-def _precision_jacobian(theta: Mapping[str, Any], c: Columns) -> tuple[np.ndarray, dict[str, np.ndarray]]:
+def _precision_jacobian(
+    theta: Mapping[str, Any], c: Columns, partials: bool = True
+) -> tuple[np.ndarray, dict[str, np.ndarray]]:
     """log L of the precision law and its analytic fit-space partials.
 
     With T = LSE(a − α·log N_eff, b − β·log D, e), s_i its softmax weights, δ = δ_PTQ and
     q = δ / (e^T + δ): ∂log L = (1 − q)·∂T + q·∂log δ, where ∂log N_eff/∂γ_x = −g_x·P_x/γ_x²,
     ∂log N_eff/∂n_x = −g_x with g_x = e^(−u_x)/(1 − e^(−u_x)), u_x = P_x/γ_x − n_x (0 where floored).
+    `partials=False`: the value, {} (what prediction needs).
     """
     log_n = c["logN"]
     g = {}
@@ -175,9 +193,11 @@ def _precision_jacobian(theta: Mapping[str, Any], c: Columns) -> tuple[np.ndarra
         factor = -np.expm1(-u)
         floored = factor < 1e-12
         log_n = log_n + np.log(np.maximum(factor, 1e-12))
-        g[k] = np.where(floored, 0.0, np.exp(-u) / np.where(floored, 1.0, factor))
+        if partials:
+            g[k] = np.where(floored, 0.0, np.exp(-u) / np.where(floored, 1.0, factor))
+    e = theta["E"] if not partials else theta["E"] + 0 * log_n
     log_train, s1, s2, s3 = _lse3(
-        theta["A"] - theta["alpha"] * log_n, theta["B"] - theta["beta"] * c["logD"], theta["E"] + 0 * log_n
+        theta["A"] - theta["alpha"] * log_n, theta["B"] - theta["beta"] * c["logD"], e, partials
     )
     log_robust = 0.0
     d_robust = {}
@@ -187,9 +207,11 @@ def _precision_jacobian(theta: Mapping[str, Any], c: Columns) -> tuple[np.ndarra
         on = c[f"gap_on_{k}"] > 0
         with np.errstate(divide="ignore"):  # log 0 = -inf: no δ_PTQ from this kind (exp(-inf) = 0 below)
             log_robust = log_robust + np.log(np.where(on, term, 0.0))
-        # ∂ log(1 − e^(−C·gap)) / ∂ log C = C·gap·e^(−C·gap) / (1 − e^(−C·gap)); 0 in the C -> inf limit
-        ratio = np.where(np.isfinite(cx), cx * np.exp(-np.minimum(cx, 700.0)) / np.maximum(term, 1e-300), 0.0)
-        d_robust[k] = np.where(on, ratio, 0.0)
+        if partials:
+            # ∂ log(1 − e^(−C·gap)) / ∂ log C = C·gap·e^(−C·gap) / (1 − e^(−C·gap)); 0 as C -> inf
+            big = np.maximum(term, 1e-300)
+            ratio = np.where(np.isfinite(cx), cx * np.exp(-np.minimum(cx, 700.0)) / big, 0.0)
+            d_robust[k] = np.where(on, ratio, 0.0)
     log_delta = (
         theta["C_T"]
         - c["P_post"] / theta["gamma_post"]
@@ -198,6 +220,8 @@ def _precision_jacobian(theta: Mapping[str, Any], c: Columns) -> tuple[np.ndarra
     )
     delta = c["ptq"] * np.exp(log_delta + log_robust)
     value = log_train + np.log1p(delta * np.exp(-log_train))
+    if not partials:
+        return value, {}
     q = delta / (np.exp(log_train) + delta)
     p = 1.0 - q
     d_logn = p * (-theta["alpha"] * s1) + q * (-theta["gamma_N"])

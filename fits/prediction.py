@@ -33,9 +33,13 @@ __all__ = ["Prediction", "extrapolation_notes", "predict", "prediction_inputs"]
 
 @dataclass
 class Prediction:
-    """Predicted target at each point: `table` (inputs, prediction, lower, upper), `warnings`, metadata."""
+    """Predicted target at each point: `table` (inputs, prediction, lower, upper), `warnings`, metadata.
 
-    table: Any
+    `columns` holds the same as arrays (numeric inputs and the three results float64); `table` is the
+    DataFrame of them, built on first use.
+    """
+
+    columns: dict[str, Any]
     law: str
     target: str
     unit: str
@@ -44,10 +48,21 @@ class Prediction:
     n_boot: int = 0
     warnings: list[str] = field(default_factory=list)
     interval: str = "none"  # calibrated | bootstrap | none (fits.calibration.KINDS)
+    index: Any = None
+
+    @property
+    def table(self) -> Any:
+        cached = self.__dict__.get("_table")
+        if cached is None:
+            import pandas as pd
+
+            cached = pd.DataFrame(self.columns, index=self.index)
+            self.__dict__["_table"] = cached
+        return cached
 
     @property
     def values(self) -> np.ndarray:
-        return self.table["prediction"].to_numpy()
+        return np.asarray(self.columns["prediction"])
 
     def to_dict(self) -> dict[str, Any]:
         rows = self.table.replace({np.nan: None}).to_dict(orient="records")
@@ -71,39 +86,61 @@ def _column(points: Mapping[str, Any], name: str) -> Any:
         return None
 
 
-def prediction_inputs(law: Law, points: Mapping[str, Any]) -> tuple[Any, list[str]]:
-    """The points as a DataFrame with the columns `law` reads (precision specs and PTQ formats turned into
-    bits), and notes on inputs the law does not use."""
-    import pandas as pd
+def _as_column(name: str, value: Any) -> np.ndarray:
+    v = np.asarray(value)
+    if v.ndim > 1:
+        raise UserError(f"column {name!r} must be one value per point", param=name)
+    return np.atleast_1d(v)
 
+
+def prediction_inputs(law: Law, points: Mapping[str, Any]) -> tuple[dict[str, np.ndarray], list[str]]:
+    """The points as columns (arrays of one length) with the columns `law` reads (precision specs and
+    PTQ formats turned into bits), and notes on inputs the law does not use. A DataFrame or a mapping of
+    equal-length columns (scalars repeat)."""
     from scaling.formats import PrecisionSpec
 
-    df = pd.DataFrame(dict(points)) if not isinstance(points, pd.DataFrame) else points.copy()
-    if df.empty:
+    raw = {str(k): _as_column(str(k), points[k]) for k in points.keys()}
+    if not raw:
         raise UserError("no points to predict", param="points")
+    lengths = {v.size for v in raw.values() if v.size != 1}
+    if len(lengths) > 1:
+        sizes = ", ".join(f"{k}: {v.size}" for k, v in raw.items())
+        raise UserError(f"columns of different lengths ({sizes})", param="points")
+    n = lengths.pop() if lengths else 1
+    if n == 0:
+        raise UserError("no points to predict", param="points")
+    cols = {k: np.repeat(v, n) if v.size != n else v for k, v in raw.items()}
     notes: list[str] = []
-    spec_col = _column(df, "precision")
-    if spec_col is not None:
-        specs = {s: PrecisionSpec.parse(str(s)) for s in pd.unique(df["precision"].astype(str))}
+    if "precision" in cols:
+        names = [str(s) for s in cols["precision"].tolist()]
+        specs = {s: PrecisionSpec.parse(s) for s in set(names)}
         for k in KINDS:
-            df[f"P_{k}"] = [specs[str(s)].bits(k) for s in df["precision"].astype(str)]
-        quantized = any(s.quantized for s in specs.values())
-        if quantized and not law.responds_to("P_w"):
+            bits = {s: float(spec.bits(k)) for s, spec in specs.items()}
+            cols[f"P_{k}"] = np.array([bits[s] for s in names])
+        if any(s.quantized for s in specs.values()) and not law.responds_to("P_w"):
             notes.append(f"the {law.name} law has no precision terms: the training precision is ignored")
-    ptq = _column(df, "ptq")
-    if ptq is not None:
-        df["P_post"] = [math.nan if _missing(v) else parse_bits(v) for v in ptq]
-    if "P_post" in df.columns:
-        df["P_post"] = pd.to_numeric(df["P_post"], errors="coerce")
-        if df["P_post"].notna().any() and not law.responds_to("P_post"):
+    if "ptq" in cols:
+        cols["P_post"] = np.array([math.nan if _missing(v) else parse_bits(v) for v in cols["ptq"].tolist()])
+    if "P_post" in cols:
+        cols["P_post"] = _numeric(cols["P_post"])
+        if np.isfinite(cols["P_post"]).any() and not law.responds_to("P_post"):
             notes.append(f"the {law.name} law has no PTQ term: the serving precision is ignored")
     for c in (*law.inputs, *(g[0] for g in law.alternatives)):
-        if c in df.columns:
-            v = pd.to_numeric(df[c], errors="coerce").to_numpy(dtype=float)
+        if c in cols:
+            v = _numeric(cols[c])
             if not np.all(np.isfinite(v) & (v > 0)):
                 raise UserError(f"{c} must be positive and finite at every point", param=c)
-            df[c] = v
-    return df, notes
+            cols[c] = v
+    return cols, notes
+
+
+def _numeric(v: np.ndarray) -> np.ndarray:
+    """float64 values; NaN where an entry is not a number (pandas' to_numeric(errors="coerce"))."""
+    if v.dtype.kind in "fiub":
+        return v.astype(float)
+    import pandas as pd
+
+    return pd.to_numeric(pd.Series(v, dtype=object), errors="coerce").to_numpy(dtype=float)
 
 
 def _missing(v: Any) -> bool:
@@ -113,9 +150,10 @@ def _missing(v: Any) -> bool:
 def extrapolation_notes(df: Any, ranges: Mapping[str, Any]) -> list[str]:
     """One warning per input that leaves the fitted range at some point: every ranged column present in
     the points (N, D, params_paper, exposures, ...) and compute C = 6·N·D when N and D are given."""
-    values = {c: df[c].to_numpy(dtype=float) for c in ranges if c in df.columns and c not in ("C", "P")}
-    if "N" in df.columns and "D" in df.columns:
-        values["C"] = 6.0 * df["N"].to_numpy(dtype=float) * df["D"].to_numpy(dtype=float)
+    names = set(df.keys())
+    values = {c: np.asarray(df[c], dtype=float) for c in ranges if c in names and c not in ("C", "P")}
+    if "N" in names and "D" in names:
+        values["C"] = 6.0 * np.asarray(df["N"], dtype=float) * np.asarray(df["D"], dtype=float)
     out = []
     for key, v in values.items():
         if key not in ranges:
@@ -152,25 +190,22 @@ def predict(
     if not 0 < level < 1:
         raise UserError(f"alpha must be in (0, 1), got {level:g}", param="alpha")
     df, notes = prediction_inputs(src.law, points)
-    point = src.law.predict(src.params, df)
-    table = df.copy()
-    table["prediction"] = point
     n_boot, kind = 0, "none"
     if src.result is not None:
-        _, lower, upper, kind = prediction_interval(src.result, df, level, interval)
-        table["lower"], table["upper"] = lower, upper
+        point, lower, upper, kind = prediction_interval(src.result, df, level, interval)
         n_boot = src.result.n_boot
     else:
         interval_kind(None, interval)  # checks the name
-        table["lower"] = np.nan
-        table["upper"] = np.nan
+        point = src.law.predict(src.params, df)
+        lower, upper = np.full(point.shape, np.nan), np.full(point.shape, np.nan)
+    columns = {**df, "prediction": point, "lower": lower, "upper": upper}
     warnings = [f"fit: {d['message']}" for d in src.diagnostics]
     warnings += notes
     warnings += extrapolation_notes(df, src.data_range or {})
     if kind == "calibrated":
         warnings += calibration_notes(src.result, df, level)
     return Prediction(
-        table=table,
+        columns=columns,
         law=src.law.name,
         target=src.law.target,
         unit=src.law.unit,
@@ -179,4 +214,5 @@ def predict(
         n_boot=n_boot,
         warnings=warnings,
         interval=kind,
+        index=getattr(points, "index", None),
     )

@@ -255,32 +255,42 @@ class FitResult:
         """Point prediction of the target (loss or bits) for each row of `X`."""
         return self.law.predict(self.estimates, X)
 
-    def predict_draws(self, X: Mapping[str, Any]) -> np.ndarray:
-        """One prediction per bootstrap replicate: array (n_boot, n_rows)."""
+    def _theta_draws(self) -> dict[str, np.ndarray]:
+        """The bootstrap draws in the law's fit space, arrays (S, 1): converted once per fit, not per call."""
         if not self.draws:
             raise UserError("this fit has no bootstrap draws (fit with n_boot > 0 to get intervals)")
-        cols = self.law.prepare(X)
         cached = getattr(self, "_theta_cache", None)
         if cached is None or cached[0] is not self.draws or cached[1] != len(self.draws):
-            # the draws in the law's fit space, converted once per fit instead of on every prediction
             cached = (self.draws, len(self.draws), self.law.draws_to_fit_space(self.draws))
             self._theta_cache = cached
-        theta = cached[2]
+        return cached[2]
+
+    def predict_draws(self, X: Mapping[str, Any]) -> np.ndarray:
+        """One prediction per bootstrap replicate: array (n_boot, n_rows), float64."""
+        theta = self._theta_draws()
+        cols = self.law.prepare(X)
         with np.errstate(all="ignore"):
             return np.exp(self.law.log_predict_theta(theta, cols))
+
+    def bootstrap_bounds(self, X: Mapping[str, Any], alpha: float | None = None) -> tuple[np.ndarray, ...]:
+        """(lower, upper): the (α/2, 1 − α/2) percentiles of the bootstrap replicates' predictions at each
+        row of `X` (parameter uncertainty only; `fits.bootstrap.prediction_percentiles`)."""
+        from fits.bootstrap import prediction_percentiles
+
+        a = self.alpha if alpha is None else alpha
+        theta = self._theta_draws()
+        cols = self.law.prepare(X)
+        lo, hi = prediction_percentiles(self.law.log_predict_theta, theta, cols, [a / 2, 1 - a / 2])
+        return lo, hi
 
     def predict_interval(self, X: Mapping[str, Any], alpha: float | None = None) -> Any:
         """DataFrame with columns prediction, lower, upper: the point prediction and the percentile
         interval of the bootstrap replicates' predictions (parameter uncertainty only)."""
         import pandas as pd
 
-        a = self.alpha if alpha is None else alpha
-        point = self.predict(X)
-        draws = self.predict_draws(X)
-        quantile = np.nanquantile if np.isnan(draws).any() else np.quantile  # same numbers, ~5x faster
-        lo, hi = quantile(draws, [a / 2, 1 - a / 2], axis=0)
+        lo, hi = self.bootstrap_bounds(X, alpha)
         index = getattr(X, "index", None)
-        return pd.DataFrame({"prediction": point, "lower": lo, "upper": hi}, index=index)
+        return pd.DataFrame({"prediction": self.predict(X), "lower": lo, "upper": hi}, index=index)
 
     # ---------------------------------------------------------------- report
     def _notes(self) -> dict[str, list[str]]:

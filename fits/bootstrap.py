@@ -168,6 +168,7 @@ def prediction_percentiles(
     theta: Mapping[str, np.ndarray],
     cols: Mapping[str, np.ndarray],
     probs: Sequence[float],
+    theta32: Mapping[str, np.ndarray] | None = None,
 ) -> np.ndarray:
     """Percentiles `probs` over S parameter draws of the prediction exp(log_predict(θ_s, x)) at each
     point x: array (len(probs), n). `theta`: fit-space arrays (S, 1); `cols`: prepared columns (n,).
@@ -178,19 +179,28 @@ def prediction_percentiles(
     float64 exactly as before: `np.nanquantile` over the draws (NaN = a failed draw, ignored).
     """
     n = int(np.broadcast_shapes(*(np.shape(v) for v in cols.values()))[-1]) if cols else 1
-    theta32 = {k: np.asarray(v, dtype=np.float32) for k, v in theta.items()}
+    if theta32 is None:  # `theta` in float32 (callers that predict often pass it converted once)
+        theta32 = {k: np.asarray(v, dtype=np.float32) for k, v in theta.items()}
     cols_b = {k: np.broadcast_to(np.asarray(v), (n,)) for k, v in cols.items()}
     n_draws = max((np.shape(v)[0] for v in theta.values() if np.ndim(v)), default=1)
+    # the formula evaluated with draws along the last axis, (points, draws): the rows order_statistics
+    # selects in are then contiguous without a transpose (an elementwise formula broadcasts either way;
+    # one that does not gives another shape and takes the (draws, points) layout)
+    theta_t = {k: np.reshape(v, (1, -1)) if np.ndim(v) == 2 else v for k, v in theta32.items()}
     out = np.empty((len(probs), n))
 
     def block(lo: int) -> None:
         sl = slice(lo, min(lo + _BLOCK, n))
-        part32 = {k: v[sl].astype(np.float32) for k, v in cols_b.items()}
+        size = sl.stop - lo
         with np.errstate(all="ignore"):
-            log_y = np.broadcast_to(log_predict(theta32, part32), (n_draws, sl.stop - lo))
+            log_y = log_predict(theta_t, {k: v[sl, None].astype(np.float32) for k, v in cols_b.items()})
+            if np.shape(log_y) not in ((size, n_draws), (size, 1), (1, n_draws)):
+                log_y = log_predict(theta32, {k: v[sl].astype(np.float32) for k, v in cols_b.items()})
+                log_y = np.ascontiguousarray(np.broadcast_to(log_y, (n_draws, size)).T)
+        log_y = np.broadcast_to(log_y, (size, n_draws))
         if log_y.dtype == np.float32 and np.isfinite(log_y).all():
             # percentiles of exp(log y) are exp of those of log y (exp is increasing): exp of 2 per point
-            out[:, sl] = order_statistics(np.ascontiguousarray(log_y.T), probs, np.exp)
+            out[:, sl] = order_statistics(log_y, probs, np.exp)
             return
         part = {k: np.asarray(v[sl], dtype=float) for k, v in cols_b.items()}
         with np.errstate(all="ignore"):

@@ -255,15 +255,18 @@ class FitResult:
         """Point prediction of the target (loss or bits) for each row of `X`."""
         return self.law.predict(self.estimates, X)
 
-    def _theta_draws(self) -> dict[str, np.ndarray]:
-        """The bootstrap draws in the law's fit space, arrays (S, 1): converted once per fit, not per call."""
+    def _theta_draws(self, dtype: Any = float) -> dict[str, np.ndarray]:
+        """The bootstrap draws in the law's fit space, arrays (S, 1) of `dtype` (float64 or float32):
+        converted once per fit, not per call."""
         if not self.draws:
             raise UserError("this fit has no bootstrap draws (fit with n_boot > 0 to get intervals)")
         cached = getattr(self, "_theta_cache", None)
         if cached is None or cached[0] is not self.draws or cached[1] != len(self.draws):
-            cached = (self.draws, len(self.draws), self.law.draws_to_fit_space(self.draws))
+            theta = self.law.draws_to_fit_space(self.draws)
+            theta32 = {k: v.astype(np.float32) for k, v in theta.items()}
+            cached = (self.draws, len(self.draws), theta, theta32)
             self._theta_cache = cached
-        return cached[2]
+        return cached[3] if np.dtype(dtype) == np.float32 else cached[2]
 
     def predict_draws(self, X: Mapping[str, Any]) -> np.ndarray:
         """One prediction per bootstrap replicate: array (n_boot, n_rows), float64."""
@@ -280,7 +283,8 @@ class FitResult:
         a = self.alpha if alpha is None else alpha
         theta = self._theta_draws()
         cols = self.law.prepare(X)
-        lo, hi = prediction_percentiles(self.law.log_predict_theta, theta, cols, [a / 2, 1 - a / 2])
+        theta32 = self._theta_draws(np.float32)
+        lo, hi = prediction_percentiles(self.law.log_predict_theta, theta, cols, [a / 2, 1 - a / 2], theta32)
         return lo, hi
 
     def predict_interval(self, X: Mapping[str, Any], alpha: float | None = None) -> Any:

@@ -321,15 +321,14 @@ def predict(
     import fits
 
     pred = fits.predict(source, points, alpha, interval)
-    table = pred.table
     columns: dict[str, Any] = {}
-    for name in table.columns:
-        col = table[name]
-        if col.dtype.kind in "fiub":
-            v = col.to_numpy(dtype=float)
+    for name, col in pred.columns.items():
+        v = np.asarray(col)
+        if v.dtype.kind in "fiub":
+            v = v.astype(float)
             columns[str(name)] = np.where(np.isfinite(v), v, np.nan)
         else:
-            columns[str(name)] = [None if x is None or x != x else str(x) for x in col.tolist()]
+            columns[str(name)] = [None if x is None or x != x else str(x) for x in v.tolist()]
     return {
         "law": pred.law,
         "target": pred.target,
@@ -338,7 +337,7 @@ def predict(
         "alpha": pred.alpha,
         "n_boot": pred.n_boot,
         "interval": pred.interval,
-        "n_points": len(table),
+        "n_points": len(pred.values),
         "points": columns,
         "warnings": list(pred.warnings),
     }

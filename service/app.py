@@ -32,6 +32,7 @@ from fastapi.responses import JSONResponse, Response
 from fastapi.routing import APIRoute
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from fastapi_offline import FastAPIOffline
+from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from scaling.errors import UserError
@@ -197,6 +198,9 @@ class BodyLimit:
 
 
 # ----------------------------------------------------------------------------------- fast JSON
+
+INLINE_POINTS = 64
+"""Predict requests of at most this many points are computed on the event loop, not in the thread pool."""
 
 
 class _OrjsonRequest(Request):
@@ -567,7 +571,7 @@ def create_app(config: ServiceConfig | None = None) -> FastAPI:
 
     # ------------------------------------------------------------------ answers
     @app.post("/api/predict", response_model=PredictOut, responses=not_found, tags=["predict"])
-    def predict(body: PredictRequest) -> Response:
+    async def predict(body: PredictRequest) -> Response:
         """Predictions at many points with intervals (fits with bootstrap draws) and warnings (the fit's
         diagnostics, ignored inputs, extrapolation beyond the fitted ranges)."""
         n = max((len(v) for v in body.points.values() if isinstance(v, list)), default=1)
@@ -575,10 +579,16 @@ def create_app(config: ServiceConfig | None = None) -> FastAPI:
             raise ApiError(
                 f"too many points: {n} (this server predicts at most {config.max_points} per request)", 413
             )
-        result, law_name = svc.source(body.fit, body.law)
-        out = adapter.predict(
-            result if result is not None else law_name, body.points, body.alpha, body.interval
-        )
+
+        def answer() -> dict[str, Any]:
+            result, law_name = svc.source(body.fit, body.law)
+            return adapter.predict(
+                result if result is not None else law_name, body.points, body.alpha, body.interval
+            )
+
+        # a few points take well under a millisecond: answered on the event loop (a hop to the thread
+        # pool would cost more than the prediction); large batches go to the pool
+        out = answer() if n <= INLINE_POINTS else await run_in_threadpool(answer)
         return json_response(out)
 
     @app.post("/api/recommend", response_model=RecommendOut, responses=not_found, tags=["recommend"])

@@ -105,6 +105,7 @@ def predict(
     """Predict the loss of N parameters trained on D tokens at a precision, optionally after PTQ; or, with a
     capacity law, the knowledge bits a model of --params parameters can store at --exposures."""
     import fits
+    from fits.sources import law_source
     from scaling.errors import UserError
 
     if (fit_path is None) == (law is None):
@@ -120,8 +121,10 @@ def predict(
     given = {"N": n, "D": tokens, "params_paper": params, "exposures": exposures}
     point: dict[str, list] = {k: [v] for k, v in given.items() if v is not None}
     point.update({"precision": [precision], "ptq": [ptq], **effects(junk, domain_token, mlp, moe)})
-    pred = fits.predict(source, point, alpha, interval)
+    src = law_source(source)
+    pred = fits.predict(src, point, alpha, interval)
     row = pred.table.iloc[0]
+    trained_at = src.law.responds_to("P_w")  # a law without precision terms (capacity) is not told one
     number = "{:.4f}" if pred.unit == "nats/token" else "{:.4g}"
     if as_json:
         out = {
@@ -131,7 +134,7 @@ def predict(
             "law": pred.law,
             "source": pred.source,
             **{k: v for k, v in given.items() if v is not None},
-            "precision": precision,
+            **({"precision": precision} if trained_at else {}),
             "P_post": None if row.isna().get("P_post", True) else float(row["P_post"]),
             "warnings": pred.warnings,
         }
@@ -142,7 +145,7 @@ def predict(
         return
     ptq_text = "" if row.isna().get("P_post", True) else f", PTQ {row['P_post']:g} bits"
     inputs = ", ".join(f"{k}={v:.4g}" for k, v in given.items() if v is not None)
-    what = f"{inputs}, precision {precision}{ptq_text}"
+    what = f"{inputs}, precision {precision}{ptq_text}" if trained_at else f"{inputs}{ptq_text}"
     value = number.format(row["prediction"])
     line = f"predicted {pred.target}: {value} {pred.unit}  ({what}; {pred.source})"
     if pred.interval != "none":

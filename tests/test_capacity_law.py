@@ -47,6 +47,7 @@ def test_cli_published_queries() -> None:
         app, ["predict", "--law", "capacity-allenzhu2024", "--params", "7e9", "--exposures", "1000"]
     )
     assert res.exit_code == 0 and "predicted bits: 1.4e+10 bits" in res.output
+    assert "precision" not in res.output  # a capacity law has no training-precision input to report
     res = runner.invoke(
         app,
         ["recommend", "--knowledge-bits", "1.4e10", "--exposures", "100", "--corpus-tokens", "2e9", "--json"],

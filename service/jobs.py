@@ -33,6 +33,7 @@ from typing import Any
 from scaling.errors import UserError
 from service import adapter
 from service.registry import Registry
+from sweeps.store import process_start
 
 __all__ = ["HEARTBEAT", "LEASE", "MAX_ATTEMPTS", "JobRunner", "run_job"]
 
@@ -46,28 +47,11 @@ MAX_ATTEMPTS = 3
 """A job interrupted this many times (the server died while running it each time) is failed."""
 
 
-def _start_time(pid: int) -> str | None:
-    """The start time of process `pid` (clock ticks since boot, /proc/PID/stat field 22), or None when the
-    process does not exist; "" where /proc is not available (then only existence is checked)."""
-    try:
-        stat = open(f"/proc/{pid}/stat").read()
-    except FileNotFoundError:
-        return None
-    except OSError:
-        try:
-            os.kill(pid, 0)
-        except ProcessLookupError:
-            return None
-        except PermissionError:
-            pass
-        return ""
-    return stat.rsplit(")", 1)[1].split()[19]
-
-
 def owner_id() -> str:
     """host:pid:start-time:random, naming this process as a job's owner."""
     pid = os.getpid()
-    return f"{socket.gethostname()}:{pid}:{_start_time(pid) or ''}:{secrets.token_hex(4)}"
+    start = process_start(pid)
+    return f"{socket.gethostname()}:{pid}:{'' if start in (None, '?') else start}:{secrets.token_hex(4)}"
 
 
 def owner_gone(owner: str | None, heartbeat: float | None, now: float, lease: float = LEASE) -> bool:
@@ -80,8 +64,8 @@ def owner_gone(owner: str | None, heartbeat: float | None, now: float, lease: fl
     except ValueError:
         return True
     if host == socket.gethostname():
-        current = _start_time(pid_n)
-        if current is None or (start and current and current != start):
+        current = process_start(pid_n)
+        if current is None or (start and current not in ("?", start)):
             return True
     return heartbeat is None or now - heartbeat > lease
 

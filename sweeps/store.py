@@ -210,8 +210,10 @@ def atomic_write_table(path: Path, table, metadata: dict[str, Any] | None = None
         pq.write_table(table, tmp)
 
 
-def _process_start(pid: int) -> str | None:
-    """Start time of `pid` (clock ticks since boot, /proc/<pid>/stat field 22), None if it is not running."""
+def process_start(pid: int) -> str | None:
+    """Start time of `pid` (clock ticks since boot, /proc/<pid>/stat field 22), None if it is not running,
+    "?" if it runs but its start time cannot be read (no /proc). With the pid it names one process: a pid
+    reused by a later process has another start time."""
     try:
         stat = Path(f"/proc/{pid}/stat").read_text()
     except OSError:
@@ -229,7 +231,7 @@ def _is_live(host: str, pid: int, start: str | None) -> bool:
     """Whether the process that wrote a claim or temp file still runs (other hosts: assumed alive)."""
     if host != socket.gethostname():
         return True
-    now = _process_start(pid)
+    now = process_start(pid)
     return now is not None and (start is None or now in (start, "?"))
 
 
@@ -255,7 +257,7 @@ class RunStore:
         self.sweeps_dir = self.root / "sweeps"
         self._valid: dict[str, tuple[int, int]] = {}  # run_id -> (size, mtime_ns) of files already checked
         self._frames: dict[str, tuple[tuple[int, int], Any]] = {}  # run_id -> ((size, mtime_ns), rows read)
-        self._me = {"host": socket.gethostname(), "pid": os.getpid(), "start": _process_start(os.getpid())}
+        self._me = {"host": socket.gethostname(), "pid": os.getpid(), "start": process_start(os.getpid())}
 
     # -- set-up and locking -------------------------------------------------------------------------------
 

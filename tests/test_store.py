@@ -18,7 +18,7 @@ from sweeps.driver import run_sweep
 from sweeps.executors import LocalExecutor
 from sweeps.plan import plan
 from sweeps.spec import parse_spec
-from sweeps.store import CORE_COLUMNS, RunStore, _process_start, rows_to_table
+from sweeps.store import CORE_COLUMNS, RunStore, process_start, rows_to_table
 
 
 def fake_rows(run_id: str, n: int = 1000, status: str = "ok", ptq: int = 1) -> list[dict]:
@@ -92,7 +92,7 @@ def test_recover_discards_half_written_files_and_dead_claims(tmp_path) -> None:
         (store.claims_dir / f"{'e' * 16}.json").write_text(
             f'{{"host": "{host}", "pid": {dead}, "start": "1"}}'
         )
-        start = _process_start(sleeper.pid)
+        start = process_start(sleeper.pid)
         live = f'{{"host": "{host}", "pid": {sleeper.pid}, "start": "{start}"}}'
         (store.claims_dir / f"{'f' * 16}.json").write_text(live)
         fresh = RunStore(tmp_path / "res.parquet")  # a new sweep process would start like this

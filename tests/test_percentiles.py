@@ -74,6 +74,14 @@ def test_failed_draws_are_ignored_as_before() -> None:
     np.testing.assert_allclose(got, _reference(law, theta, cols, [0.05, 0.95]), rtol=1e-12)
 
 
+def test_draws_that_agree_beyond_float32_resolution_are_done_in_float64() -> None:
+    law, params = published("chinchilla-epoch2024")
+    theta = _jittered(law, params, 300, 1e-13, 3)  # a noiseless fit: every refit lands on the estimate
+    cols = law.prepare({"N": np.geomspace(1e7, 1e11, 1200), "D": np.geomspace(1e9, 1e13, 1200)})
+    got = prediction_percentiles(law.log_predict_theta, theta, cols, [0.025, 0.975])
+    np.testing.assert_allclose(got, _reference(law, theta, cols, [0.025, 0.975]), rtol=1e-13)
+
+
 def test_prediction_inputs_are_columns_and_the_table_keeps_the_index() -> None:
     law, params = published("chinchilla-epoch2024")
     rows = pd.DataFrame({"N": [1e9, 2e9], "D": [2e10, 4e10], "name": ["a", "b"]}, index=[7, 9])

@@ -19,11 +19,15 @@ by a nested backtest on the fitted rows alone (never on the points being predict
    Random World*; Lei, G'Sell, Rinaldo, Tibshirani & Wasserman 2018, "Distribution-free predictive
    inference for regression", JASA, §5.2 locally weighted residuals): s_j = |r_j| / g_k(d_j). Each
    split k gives the conformal quantile q_k, the ⌈(n_k + 1)(1 − α)⌉-th smallest of its n_k scores
-   (infinite when that exceeds n_k); the multiplier q is the largest finite q_k, or, when no split alone
-   has enough scores, the quantile of all splits' scores pooled (infinite if even those are too few: the
-   interval is then unbounded). Taking the largest split quantile guards against errors that drift with
-   scale (the runs are ordered by compute, not exchangeable): each q_k would be valid on its own under
-   exchangeability, so their maximum is conservative there;
+   (infinite when that exceeds n_k); the multiplier q is the q_k of the latest split (the largest
+   inner cut) whose quantile is finite, or, when no split alone has enough scores, the quantile of all
+   splits' scores pooled (infinite if even those are too few: the interval is then unbounded). The runs
+   are ordered by compute, not exchangeable, and errors drift with scale; the latest split is the one
+   most like the final fit (the most rows, the shortest extrapolation), which is the weighting towards
+   the most recent scores that conformal prediction under drift uses (Barber, Candès, Ramdas &
+   Tibshirani 2023, "Conformal prediction beyond exchangeability", Ann. Statist. 51(2), §4: weights
+   that decay away from the test point bound the coverage gap by the drift between the weighted scores
+   and the test point's), here taken to its end: weight one on the latest split;
 4. at a new point x with distance d(x) from the largest fitted compute, the extrapolation half-width in
    log space is h_e = q·g₀(d(x)), and the interval is the union of ŷ·exp(±h_e) and the final fit's
    bootstrap percentile interval of the curve (parameter uncertainty; it is the wider one only where the
@@ -64,8 +68,12 @@ __all__ = [
 INNER_CUTS = (0.5, 0.6, 0.7, 0.8)
 """Fractions of the fitted rows (by compute) below which the inner fits are trained."""
 METHOD = (
+    "split conformal, normalised scores, compute-ordered inner splits, latest split; union with bootstrap"
+)
+MAX_METHOD = (
     "split conformal, normalised scores, compute-ordered inner splits, max over splits; union with bootstrap"
 )
+"""The rule of fit.json files written before 2026-12-04 (the largest split quantile), kept for them."""
 CALIBRATION_KEYS = ("sigma0", "kappa", "compute_max", "max_inner_distance", "split_scores", "n_scores")
 KINDS = ("calibrated", "bootstrap", "none")
 """Interval kinds: bootstrap joined with the conformal term; bootstrap (parameters only); none."""
@@ -187,11 +195,15 @@ def _quantile(scores: Any, alpha: float) -> float:
 
 
 def conformal_multiplier(calibration: Mapping[str, Any], alpha: float) -> float:
-    """q: the largest of the per-split conformal quantiles that are finite; the quantile of all scores
-    pooled when no split alone has enough (inf when even they are too few)."""
+    """q: the conformal quantile of the latest split (largest inner cut) that has enough scores for a
+    finite one; the quantile of all scores pooled when no split alone has enough (inf when even they are
+    too few). A calibration recorded with the earlier rule (`MAX_METHOD`) keeps it: the largest finite
+    split quantile."""
     splits = calibration["split_scores"]
     finite = [q for q in (_quantile(s, alpha) for s in splits) if math.isfinite(q)]
-    return max(finite) if finite else _quantile([v for s in splits for v in s], alpha)
+    if not finite:
+        return _quantile([v for s in splits for v in s], alpha)
+    return max(finite) if calibration.get("method") == MAX_METHOD else finite[-1]
 
 
 def extrapolation_halfwidth(calibration: Mapping[str, Any], compute: np.ndarray, alpha: float) -> np.ndarray:

@@ -18,20 +18,24 @@ TRUTH = published("chinchilla-hoffmann2022")[1]
 LAW = chinchilla_law()
 
 
-def runs(seed: int, sigma: float = 0.01) -> tuple[dict, np.ndarray, np.ndarray]:
-    """A sweep of 8 model sizes × 5 tokens-per-parameter ratios (N jittered), loss = the Hoffmann et al.
-    law times log-normal noise of `sigma`: (X, y, compute)."""
+def runs(
+    seed: int, sigma: float = 0.01, grid: tuple[int, int] = (8, 5)
+) -> tuple[dict, np.ndarray, np.ndarray]:
+    """A sweep of 8 model sizes × 5 tokens-per-parameter ratios (`grid`; N jittered), loss = the Hoffmann
+    et al. law times log-normal noise of `sigma`: (X, y, compute)."""
     rng = np.random.default_rng(seed)
-    N, ratio = np.meshgrid(np.geomspace(1e7, 3e9, 8), np.geomspace(4, 100, 5))
+    N, ratio = np.meshgrid(np.geomspace(1e7, 3e9, grid[0]), np.geomspace(4, 100, grid[1]))
     N = N.ravel() * np.exp(0.05 * rng.standard_normal(N.size))
     D = N * ratio.ravel()
     y = LAW.predict(TRUTH, {"N": N, "D": D}) * np.exp(sigma * rng.standard_normal(N.size))
     return {"N": N, "D": D}, y, 6 * N * D
 
 
-def fit_future(seed: int, n_boot: int = 30) -> tuple[fits.FitResult, dict, np.ndarray]:
+def fit_future(
+    seed: int, n_boot: int = 30, grid: tuple[int, int] = (8, 5)
+) -> tuple[fits.FitResult, dict, np.ndarray]:
     """Fit the runs below the largest-compute 20%; return the fit and the held-out (future) runs."""
-    X, y, C = runs(seed)
+    X, y, C = runs(seed, grid=grid)
     future = split_by_compute(C, 0.2)
     data = fits.FitData(
         X={k: v[~future] for k, v in X.items()}, y=y[~future], compute=C[~future], target="loss",
@@ -41,10 +45,16 @@ def fit_future(seed: int, n_boot: int = 30) -> tuple[fits.FitResult, dict, np.nd
     return res, {k: v[future] for k, v in X.items()}, y[future]
 
 
-def test_calibrated_95_interval_covers_90_to_98_percent_of_future_runs_over_seeds() -> None:
+@pytest.mark.parametrize("grid", [(8, 5), (12, 10)], ids=["40-runs", "120-runs"])
+def test_calibrated_95_interval_covers_90_to_98_percent_of_future_runs_over_seeds(grid) -> None:
+    """40 runs: no inner split has the 19 scores a 95% split quantile needs, so the pooled quantile is
+    used; 120 runs: every split has its own and the latest split's is used (the largest split quantile,
+    the rule before 2026-12-04, covered 98.7% here: too wide)."""
     covered, boot_covered, widths = [], [], []
     for seed in range(16):
-        res, X, y = fit_future(seed)
+        res, X, y = fit_future(seed, grid=grid)
+        if grid == (12, 10):
+            assert min(len(s) for s in res.calibration["split_scores"]) >= 19
         point, lo, hi, kind = prediction_interval(res, X, 0.05)
         assert kind == "calibrated"
         covered.append((lo <= y) & (y <= hi))
@@ -128,3 +138,17 @@ def test_cli_predict_points_where_and_interval_kind(tmp_path) -> None:
     ):
         bad = runner.invoke(app, ["predict", "--fit", str(fit_path), *args])
         assert bad.exit_code == 2 and message in bad.output, bad.output
+
+
+def test_multiplier_is_the_latest_split_quantile_and_old_files_keep_their_rule() -> None:
+    from fits.calibration import MAX_METHOD, METHOD
+
+    early = list(np.linspace(0.1, 5.0, 20))  # 95% split quantile: the 20th of 20 = 5.0
+    late = list(np.linspace(0.1, 2.0, 20))
+    short = [0.5] * 5  # too few scores for a finite split quantile
+    cal = {"method": METHOD, "split_scores": [early, late, short]}
+    assert conformal_multiplier(cal, 0.05) == pytest.approx(2.0)  # the latest split with a finite one
+    assert conformal_multiplier({**cal, "method": MAX_METHOD}, 0.05) == pytest.approx(5.0)
+    pooled = {"method": METHOD, "split_scores": [short, short, short, short]}  # 20 scores pooled
+    assert conformal_multiplier(pooled, 0.05) == pytest.approx(0.5)
+    assert conformal_multiplier({"method": METHOD, "split_scores": [short]}, 0.05) == float("inf")

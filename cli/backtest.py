@@ -29,7 +29,7 @@ def parse_cuts(text: str) -> list[float]:
 
 def backtest(
     results: Annotated[str, typer.Argument(help="results.parquet from a sweep, or a CSV/parquet of runs.")],
-    law: LawName = "chinchilla",
+    law: LawName = "auto",
     cuts: Annotated[
         str,
         typer.Option("--cuts", help="Quantiles of compute (or N) below which runs are fitted, e.g. 0.5,0.8."),
@@ -68,12 +68,20 @@ def backtest(
 
     import fits
     from cli.fit import constraints, read_runs, select_rows
+    from fits.selection import candidate_rows, check_auto_options, is_auto
 
     console = Console(stderr=True)
     ties, fixed = constraints(tie, fix)
     table, _ = read_runs(results, mapping, derive_d, where)
-    data = select_rows(table, law, ptq_method, console)
-    for d in data.pooled:
+    if is_auto(law):  # the candidates' common rows: their notes now, the table to the backtest
+        check_auto_options(fixed, ties)
+        rows = candidate_rows(table, ptq_method)
+        for reason, count in rows.not_used.items():
+            console.print(f"note: {count} rows not used ({reason})", markup=False, highlight=False)
+        data = table
+    else:
+        data = rows = select_rows(table, law, ptq_method, console)
+    for d in rows.pooled:
         console.print(f"warning: {d['message']}", style="yellow", markup=False, highlight=False)
     with console.status("backtest") as status:
         res = fits.backtest(

@@ -35,8 +35,9 @@ LawName = Annotated[
     str,
     typer.Option(
         "--law",
-        help="Law to fit: chinchilla, chinchilla-tied, kaplan2020, muennighoff2023, gadre2024, precision, "
-        "capacity, or auto (the form that backtests best on these rows; prints the comparison).",
+        help="Law to fit: auto (the default: the loss-law form that backtests best on these rows; prints "
+        "the comparison), chinchilla, chinchilla-tied, kaplan2020, muennighoff2023, gadre2024, precision, "
+        "capacity.",
     ),
 ]
 Tie = Annotated[
@@ -97,7 +98,7 @@ def select_rows(table, law: str, ptq_method: str | None, console):
 
 def fit(
     results: Annotated[str, typer.Argument(help="results.parquet from a sweep, or a CSV/parquet of runs.")],
-    law: LawName = "chinchilla",
+    law: LawName = "auto",
     bootstrap: Annotated[
         int, typer.Option("--bootstrap", help="Bootstrap resamples for SEs and CIs (0: none).")
     ] = 1000,
@@ -182,6 +183,7 @@ def _fit_one(table, law, settings, out, console, isoflop, budget, options, plots
     from scaling.errors import UserError
 
     selection = None
+    fits.pipeline.check_fit_options(**settings)
     if is_auto(law):
         check_auto_options(settings["fixed"], settings["tied"])
         with console.status("choosing the law") as status:

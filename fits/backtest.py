@@ -13,6 +13,10 @@ relative interval width (upper − lower)/ŷ (an interval that covers by being u
 (`drop_smallest`): the backtest of a fit that uses only the larger runs, which `fits.selection` compares
 with fits on all of them.
 
+`law="auto"` (with `data` a table of runs) backtests what `fits.fit_auto` does: at each cut the law form
+and trim are chosen on that cut's training rows alone (`fits.selection.auto_backtest`), then fitted and
+calibrated there; each cut's row records the law and trim it chose.
+
 Cost: one fit per cut. `n_boot=0` fits point estimates only (no intervals, no calibration): the cheap
 mode used to compare law forms. With `n_boot > 0` each cut's fit is calibrated by its own nested backtest
 on that cut's training rows (`fits.calibration`), so the held-out runs never inform their own interval.
@@ -128,6 +132,10 @@ class BacktestResult:
             "err = |ŷ − y|/y, signed = mean (ŷ − y)/y, cover = share inside the interval, width = median "
             "(upper − lower)/ŷ, d = log10(C / largest fitted C)"
         )
+        if self.law == "auto" and len(self.table):
+            chosen = [f"{r['cut']:.2f} {r['law']}" + (f" (trim {r['trim']:g})" if r["trim"] else "")
+                      for r in self.table.to_dict(orient="records")]  # fmt: skip
+            lines.append("law chosen at each cut (on that cut's training rows): " + ", ".join(chosen))
         lines += [f"skipped: {s}" for s in self.skipped]
         return "\n".join(lines)
 
@@ -181,6 +189,21 @@ def drop_smallest(data: FitData, fraction: float) -> FitData:
     return _subset(data, data.compute >= np.quantile(data.compute, fraction))
 
 
+def _law_fitter(data: FitData, law: Law, fit_options: dict[str, Any]) -> Callable[..., tuple[Any, FitData]]:
+    """fit_below(mask, trim, **fit_kwargs): `law` fitted to the rows of `data` in `mask` without their
+    smallest `trim` fraction; returns (FitResult, data)."""
+    from fits.pipeline import fit
+
+    def fit_below(mask: np.ndarray, trim: float = 0.0, **fit_kwargs: Any) -> tuple[Any, FitData]:
+        train = drop_smallest(_subset(data, mask), trim)
+        why = enough_rows(law, train.X, int(train.y.size))
+        if why:
+            raise UserError(f"too few training rows ({why})")
+        return fit(train, law, **fit_kwargs, **fit_options), data
+
+    return fit_below
+
+
 def backtest(
     data: Any,
     law: str | Law = "chinchilla",
@@ -203,8 +226,6 @@ def backtest(
     only, no intervals). `interval`: "calibrated" (default when n_boot > 0), "bootstrap" (parameter
     uncertainty only) or "none". `fit_options` go to `fits.fit` (huber_delta, fixed, tied, n_refine).
     """
-    from fits.pipeline import fit
-
     say = progress or (lambda _msg: None)
     if by not in BY:
         raise UserError(f"by must be one of {', '.join(BY)}, got {by!r}", param="by")
@@ -218,12 +239,18 @@ def backtest(
     if interval is not None and interval not in ("calibrated", "bootstrap", "none"):
         raise UserError(f"interval must be calibrated, bootstrap or none, got {interval!r}", param="interval")
     kind = "none" if n_boot == 0 else (interval or "calibrated")
-    data = _as_fit_data(data, law, ptq_method)
-    law = data.law if data.law is not None else get_law(law)
+    if isinstance(law, str) and law == "auto":
+        from fits.selection import auto_backtest  # lazily: fits.selection builds on this module
+
+        data, fit_below = auto_backtest(data, ptq_method, **fit_options)
+        name = "auto"
+    else:
+        data = _as_fit_data(data, law, ptq_method)
+        law = data.law if data.law is not None else get_law(law)
+        fit_below, name = _law_fitter(data, law, fit_options), law.name
     if by == "N" and "N" not in data.X:
-        raise UserError(f"by='N' needs a column N; the {law.name} law's rows have none", param="by")
+        raise UserError(f"by='N' needs a column N; the {name} law's rows have none", param="by")
     key = data.compute if by == "compute" else data.X["N"]
-    inputs = [k for k in data.X if k != "group"]
     t0 = time.perf_counter()
     rows, frames, skipped, seen = [], [], [], set()
     import pandas as pd
@@ -235,26 +262,21 @@ def backtest(
             skipped.append(f"cut {cut:.2f}: same split as a lower cut")
             continue
         seen.add(n_train)
-        train = drop_smallest(_subset(data, ~test), trim)
-        n_train = int(train.y.size)
-        why = enough_rows(law, train.X, n_train)
-        if why:
-            skipped.append(f"cut {cut:.2f}: too few training rows ({why})")
-            continue
-        say(f"cut {cut:.2f}: fitting {n_train} rows, predicting {int(test.sum())}")
+        say(f"cut {cut:.2f}: fitting up to {n_train} rows, predicting {int(test.sum())}")
         try:
-            res = fit(
-                train, law, n_boot=n_boot, seed=seed, holdout=None, alpha=alpha,
-                calibrate=kind == "calibrated", keep_data=False, **fit_options,
+            res, rows_of_law = fit_below(
+                ~test, trim, n_boot=n_boot, seed=seed, holdout=None, alpha=alpha,
+                calibrate=kind == "calibrated", keep_data=False,
             )  # fmt: skip
         except UserError as exc:
             skipped.append(f"cut {cut:.2f}: {exc}")
             continue
-        X_test = {k: v[test] for k, v in data.X.items()}
+        n_train = int(res.nobs)
+        X_test = {k: v[test] for k, v in rows_of_law.X.items()}
         point, lower, upper, got = prediction_interval(res, X_test, alpha, kind)
         y = data.y[test]
-        d = distance(data.compute[test], train.compute.max())
-        frame = pd.DataFrame({k: X_test[k] for k in inputs})
+        d = distance(data.compute[test], data.compute[~test].max())
+        frame = pd.DataFrame({k: v for k, v in X_test.items() if k != "group"})
         frame.insert(0, "cut", cut)
         frame["compute"] = data.compute[test]
         frame["observed"] = y
@@ -274,6 +296,8 @@ def backtest(
                 **score(y, point, lower, upper),
                 "max_distance": float(np.max(d)),
                 "interval": got,
+                "law": res.law.name,
+                "trim": float((res.options.get("law_selection") or {}).get("trim", trim)),
             }
         )
     if not frames:
@@ -282,7 +306,7 @@ def backtest(
     overall = score(points["observed"], points["prediction"], points["lower"], points["upper"])
     overall["max_distance"] = float(points["distance"].max())
     return BacktestResult(
-        law=law.name,
+        law=name,
         by=by,
         alpha=alpha,
         interval=kind,

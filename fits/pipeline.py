@@ -45,6 +45,21 @@ def _as_fit_data(data: Any, law: str | Law, ptq_method: str | None) -> FitData:
     raise UserError(f"data must be a DataFrame, a path or FitData, got {type(data).__name__}", param="data")
 
 
+def check_fit_options(
+    n_boot: int = 0, huber_delta: float = 1e-3, alpha: float = 0.05, holdout: float | None = None, **_: Any
+) -> None:
+    """The `fit` options that need no data, checked before any work (`fit_auto` checks them before its
+    selection backtest)."""
+    if n_boot < 0:
+        raise UserError(f"n_boot must be >= 0, got {n_boot}", param="n_boot")
+    if huber_delta <= 0:
+        raise UserError(f"huber_delta must be positive, got {huber_delta:g}", param="huber_delta")
+    if not 0 < alpha < 1:
+        raise UserError(f"alpha must be in (0, 1), got {alpha:g}", param="alpha")
+    if holdout and not 0.0 < holdout < 1.0:
+        raise UserError(f"--holdout must be a fraction in (0, 1), got {holdout:g}", param="holdout")
+
+
 def fit(
     data: Any,
     law: str | Law = "chinchilla",
@@ -72,12 +87,7 @@ def fit(
     See the module docstring for the steps.
     """
     say = progress or (lambda _msg: None)
-    if n_boot < 0:
-        raise UserError(f"n_boot must be >= 0, got {n_boot}", param="n_boot")
-    if huber_delta <= 0:
-        raise UserError(f"huber_delta must be positive, got {huber_delta:g}", param="huber_delta")
-    if not 0 < alpha < 1:
-        raise UserError(f"alpha must be in (0, 1), got {alpha:g}", param="alpha")
+    check_fit_options(n_boot=n_boot, huber_delta=huber_delta, alpha=alpha, holdout=holdout)
     data = _as_fit_data(data, law, ptq_method)
     law = data.law if data.law is not None else get_law(law)
     tied = dict(law.default_ties if tied is None else tied)

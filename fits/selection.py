@@ -58,6 +58,8 @@ __all__ = [
     "SELECTION_CUTS",
     "TRIMS",
     "Selection",
+    "auto_backtest",
+    "candidate_rows",
     "check_auto_options",
     "fit_auto",
     "is_auto",
@@ -213,7 +215,11 @@ def select_law(
     `trims`: fractions of the smallest-compute runs each form is also backtested without (default
     `TRIMS`; `(0,)` compares forms on all runs only). `fit_options` (huber_delta, fixed, tied, n_refine)
     go to every candidate's fits."""
-    say = progress or (lambda _msg: None)
+    prepared = _candidate_data(_table(data), list(candidates), ptq_method)
+    return _choose(prepared, cuts, by, trims, progress, fit_options)
+
+
+def _table(data: Any) -> Any:
     if isinstance(data, str) or hasattr(data, "__fspath__"):
         from fits.dataset import read_table
 
@@ -223,6 +229,19 @@ def select_law(
             f"law auto needs the table of runs (a DataFrame or a path), got {type(data).__name__}",
             param="data",
         )
+    return data
+
+
+def _choose(
+    prepared: list[tuple],
+    cuts: Iterable[float],
+    by: str,
+    trims: Iterable[float],
+    progress: Callable[[str], None] | None,
+    fit_options: dict[str, Any],
+) -> Selection:
+    """The selection backtest over `prepared` candidates ((law, FitData or None, note), `_candidate_data`)."""
+    say = progress or (lambda _msg: None)
     cuts = tuple(float(c) for c in cuts)
     trims = tuple(dict.fromkeys(float(f) for f in trims)) or (0.0,)
     if any(not 0.0 <= f < 1.0 for f in trims):
@@ -231,7 +250,6 @@ def select_law(
     rows: list[dict[str, Any]] = []
     fitted: list[tuple[Law, FitData, float, float]] = []
     notes: list[str] = []
-    prepared = _candidate_data(data, list(candidates), ptq_method)
     for (law, rows_data, why), trim in ((p, f) for p in prepared for f in trims):
         if rows_data is None and trim:
             continue  # one row says why the form cannot be fitted
@@ -257,11 +275,26 @@ def select_law(
                     fitted.append((law, rows_data, row["score"], trim))
             row["seconds"] = time.perf_counter() - t1
         rows.append(row)
-    if not fitted:
-        reasons = "; ".join(f"{r['law']}: {r['note']}" for r in rows)
-        raise UserError(
-            f"law auto: no candidate law could be backtested on these rows ({reasons})", param="law"
+    if not fitted:  # too few rows for any selection backtest: the first form that fits all of them
+        from fits.calibration import enough_rows
+
+        whole = [(law, d) for law, d, _ in prepared if d is not None and not enough_rows(law, d.X, d.n_rows)]
+        _usable(prepared)
+        if not whole:
+            reasons = "; ".join(
+                f"{law.name}: {why or enough_rows(law, d.X, d.n_rows)}" for law, d, why in prepared
+            )
+            raise UserError(f"law auto: no candidate law fits these rows ({reasons})", param="law")
+        law, chosen_data = whole[0]
+        notes.append(
+            f"{chosen_data.n_rows} rows are too few for the selection backtest (forms fitted below the "
+            f"{', '.join(f'{c:g}' for c in cuts)} compute quantiles): {law.name}, the first candidate, "
+            "is fitted without a comparison, its extrapolation untested"
         )
+        for row in rows:
+            row["chosen"] = row["law"] == law.name and row["trim"] == 0.0
+        return Selection(law=chosen_data.law or law, data=chosen_data, rows=rows, cuts=cuts, by=by,
+                         seconds=time.perf_counter() - t0, notes=notes)  # fmt: skip
     best = min(range(len(fitted)), key=lambda i: fitted[i][2])  # first of equal scores wins
     law, chosen_data, _, trim = fitted[best]
     for row in rows:
@@ -278,6 +311,50 @@ def select_law(
     )
 
 
+def auto_backtest(
+    data: Any, ptq_method: str | None, candidates: Iterable[str | Law] = AUTO_CANDIDATES, **fit_options: Any
+) -> tuple[FitData, Callable[..., tuple[Any, FitData]]]:
+    """What `fits.backtest(data, "auto")` needs: the rows every candidate form uses (`data` a table or a
+    path), and `fit_below(mask, trim, **fit_kwargs)`, which chooses the law on those rows in `mask` exactly
+    as `fit_auto` does on a table (same candidates, cuts and trims; nothing outside `mask` is seen), fits
+    it and returns (FitResult, the chosen law's rows: every row of `data`, so the caller predicts the
+    rest). `trim` must be 0: auto chooses its own."""
+    from fits.backtest import _subset
+    from fits.pipeline import fit
+
+    check_auto_options(fit_options.get("fixed"), fit_options.get("tied"))
+    prepared = _candidate_data(_table(data), list(candidates), ptq_method)
+    reference = _usable(prepared)
+    select_options = {k: fit_options[k] for k in ("huber_delta", "n_refine") if k in fit_options}
+
+    def fit_below(mask: np.ndarray, trim: float = 0.0, **fit_kwargs: Any) -> tuple[Any, FitData]:
+        if trim:
+            raise UserError("law auto chooses its own trim of the smallest runs; pass trim=0", param="trim")
+        inner = [(law, None if d is None else _subset(d, mask), why) for law, d, why in prepared]
+        sel = _choose(inner, SELECTION_CUTS, "compute", TRIMS, None, select_options)
+        result = fit(sel.fit_rows, sel.law, **fit_options, **fit_kwargs)
+        record_selection(result, sel)
+        full = next(d for law, d, _ in prepared if d is not None and law.name == sel.law.name)
+        return result, full
+
+    return reference, fit_below
+
+
+def candidate_rows(
+    data: Any, ptq_method: str | None = None, candidates: Iterable[str | Law] = AUTO_CANDIDATES
+) -> FitData:
+    """The rows law auto compares its candidate forms on (those of the first form the columns allow),
+    or the `UserError` `fit_auto` would raise when no form has its columns: checked before work is queued."""
+    return _usable(_candidate_data(_table(data), list(candidates), ptq_method))
+
+
+def _usable(prepared: list[tuple]) -> FitData:
+    usable = [d for _, d, _ in prepared if d is not None]
+    if not usable:  # every form lacks columns (or rows): the first one's reason, as fits.fit would say it
+        raise UserError(prepared[0][2])
+    return usable[0]
+
+
 def fit_auto(
     data: Any,
     *,
@@ -290,9 +367,10 @@ def fit_auto(
     with `fit_kwargs` (n_boot, seed, holdout, alpha, huber_delta, fixed, tied, ...). The result's options
     gain `law_selection` ("auto", the chosen law and trim) and its metrics `selection`
     (`Selection.to_dict()`, the comparison table)."""
-    from fits.pipeline import fit
+    from fits.pipeline import check_fit_options, fit
 
     check_auto_options(fit_kwargs.get("fixed"), fit_kwargs.get("tied"))
+    check_fit_options(**fit_kwargs)
     select_options = {k: fit_kwargs[k] for k in ("huber_delta", "n_refine") if k in fit_kwargs}
     sel = select_law(data, candidates=candidates, ptq_method=ptq_method, progress=progress, **select_options)
     result = fit(sel.fit_rows, sel.law, ptq_method=ptq_method, progress=progress, **fit_kwargs)
@@ -312,3 +390,6 @@ def record_selection(result: Any, selection: Selection) -> None:
     chosen = {"requested": AUTO, "chosen": selection.law.name, "trim": selection.trim}
     result.options["law_selection"] = chosen
     result.metrics["selection"] = selection.to_dict()
+    if not any(r["chosen"] and math.isfinite(r["score"]) for r in selection.rows):  # a fallback, untested
+        message = f"law auto: {selection.notes[-1]}" if selection.notes else "law auto: no backtest"
+        result.diagnostics.append({"kind": "untested_form", "params": [], "message": message})

@@ -144,7 +144,12 @@ def select_rows(df: Any, law: str, ptq_method: str | None) -> tuple[Any, list[st
     import fits
 
     if is_auto(law):  # the law is chosen by backtest among the forms the columns allow (fits.fit_auto)
-        return df, []
+        from fits.selection import candidate_rows
+
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # the fit reports dropped rows for the law it chooses
+            rows = candidate_rows(df, ptq_method)  # no form has its columns: the CLI's error, now
+        return df, [f"note: {count} rows not used ({reason})" for reason, count in rows.not_used.items()]
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         data = fits.fit_data(df, law, ptq_method)
@@ -192,7 +197,10 @@ def check_fit_options(data: Any, options: Mapping[str, Any]) -> None:
     """The parameter names of `fixed` and `tied` exist in the law as fitted to `data` (the library's
     `UserError` otherwise), checked before a job is queued."""
     law = getattr(data, "law", None)
-    if law is None:  # auto: fits.fit_auto refuses fixed/tied itself
+    if law is None:  # auto: fixed and tied name one law's parameters, refused as the CLI refuses them
+        from fits.selection import check_auto_options
+
+        check_auto_options(options.get("fixed"), options.get("tied"))
         return
     for name in (
         *(options.get("fixed") or {}),

@@ -181,7 +181,7 @@ class JobRequest(_Strict):
 
     kind: Literal["fit", "backtest"] = "fit"
     runs_id: str = Field(description="The id `POST /api/runs` returned.", max_length=64)
-    law: str = Field("chinchilla", max_length=100)
+    law: str = Field("auto", max_length=100, description="A law name, or auto (as `scalefit fit`).")
     map: dict[str, str] = Field(
         default_factory=dict, description='Take a column from the file: {"N": "Model Size"}.'
     )

@@ -88,9 +88,22 @@ def test_cli_backtest_table_json_plot_and_errors(tmp_path) -> None:
     )
     assert res.exit_code == 0, res.output
     assert "calibrated intervals at 95%" in res.output and "0.60" in res.output and "cover" in res.output
+    assert "backtest: auto" in res.output and "law chosen at each cut" in res.output  # the default, as fit
     assert (tmp_path / "b.png").stat().st_size > 0
     res = runner.invoke(
-        app, [*base, "--cuts", "0.8", "--bootstrap", "0", "--json", "--where", "`Model Size` > 1e7"]
+        app,
+        [
+            *base,
+            "--law",
+            "chinchilla",
+            "--cuts",
+            "0.8",
+            "--bootstrap",
+            "0",
+            "--json",
+            "--where",
+            "`Model Size` > 1e7",
+        ],
     )
     assert res.exit_code == 0, res.output
     out = json.loads(res.output)
@@ -123,7 +136,7 @@ def test_fit_group_by_writes_one_fit_per_group_and_pooling_warns(tmp_path) -> No
         app, ["fit", str(path), "--group-by", "dataset", "--bootstrap", "0", "--holdout", "0", "-o", str(out)]
     )
     assert res.exit_code == 0, res.output
-    assert "== group c4 (dataset=c4; 30 rows)" in res.output and "pooled" not in res.output
+    assert "== group c4 (dataset=c4; 30 rows)" in res.output and "set-ups are pooled" not in res.output
     fitted = {p.name: json.loads(p.read_text()) for p in tmp_path.glob("fit.*.json")}
     assert set(fitted) == {"fit.c4.json", "fit.web_2.json"}
     assert fitted["fit.web_2.json"]["options"]["group"] == {"dataset": "web/2"}

@@ -216,7 +216,8 @@ def test_backtest_job(client, server) -> None:
     job = wait_job(client, client.post("/api/jobs", json=body, headers=server.headers).json()["id"])
     assert job["status"] == "done" and job["fit_id"] is None, job
     report = job["result"]["backtest"]
-    assert report["law"] == "chinchilla" and [c["cut"] for c in report["cuts"]] == [0.6, 0.8]
+    assert report["law"] == "auto" and [c["cut"] for c in report["cuts"]] == [0.6, 0.8]  # the default
+    assert all(c["law"] in fits.forms.AUTO_CANDIDATES for c in report["cuts"])
     assert report["overall"]["rows"] > 0 and report["overall"]["median_rel_error"] < 0.1
 
 
@@ -245,7 +246,9 @@ def test_parquet_upload_with_the_clis_mapping_fits_what_the_cli_fits(client, ser
     cli("fit", str(path), "--map", "N=Model Size", "--map", "C=Training FLOP", "--derive-d",
         "--where", "N > 1e5", "--bootstrap", "0", "--holdout", "0", "--out", str(out))  # fmt: skip
     cli_fit = json.loads(out.read_text())
-    assert api_fit["data"]["n_rows"] == cli_fit["data"]["n_rows"] == 20
+    assert api_fit["options"]["law_selection"] == cli_fit["options"]["law_selection"]  # both default to auto
+    fitted = cli_fit["metrics"]["selection"]["rows_fitted"]
+    assert api_fit["data"]["n_rows"] == cli_fit["data"]["n_rows"] == fitted
     assert api_fit["data"]["hash"] == cli_fit["data"]["hash"]
     for name, value in cli_fit["params"].items():
         assert api_fit["params"][name] == pytest.approx(value, rel=1e-9), name
@@ -299,10 +302,14 @@ def test_bad_input_is_a_4xx_with_the_clis_line(client, server, tmp_path) -> None
     message = one_line_error(client.post("/api/jobs", json=where, headers=server.headers), 400)
     line = cli_error("fit", str(csv), "--map", "N=params", "--map", "D=tokens", "--where", "N > 1e99")
     assert line == message.replace("where", "--where", 1)  # the API names its field where the CLI its flag
-    bad_fix = {**where, "where": None, "fix": {"Q": 1.0}}
+    bad_fix = {**where, "where": None, "fix": {"Q": 1.0}, "law": "chinchilla"}
     assert "has no parameter 'Q'" in one_line_error(
         client.post("/api/jobs", json=bad_fix, headers=server.headers), 400
     )
+    auto_fix = {**bad_fix, "law": "auto"}  # the default: --fix names one law's parameters
+    message = one_line_error(client.post("/api/jobs", json=auto_fix, headers=server.headers), 400)
+    line = cli_error("fit", str(csv), "--map", "N=params", "--map", "D=tokens", "--fix", "Q=1")
+    assert line == message.replace("fix", "--fix", 1)  # the API's field fix, the CLI's flag --fix
     assert one_line_error(client.post("/api/jobs", json={"runs_id": "nope"}, headers=server.headers), 404)
 
     pts = {"N": [-1.0], "D": [1e9]}

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 from typing import Annotated
 
 import typer
@@ -25,6 +26,16 @@ INTERVALS = {
     "bootstrap": "bootstrap: parameter uncertainty only",
 }
 """How each interval kind (`fits.calibration.KINDS`) is described next to the numbers."""
+
+
+def interval_text(lo: float, hi: float, fmt: str = "{:.4f}", sep: str = " .. ") -> str:
+    """An interval's two ends; an end the calibration could not bound is said to be unbounded, never printed
+    as a number (too few backtest residuals: the multiplier is infinite and ŷ·exp(±inf) is 0 .. inf)."""
+    if not math.isfinite(hi):
+        return "unbounded" if lo <= 0 or not math.isfinite(lo) else f"{fmt.format(lo)}{sep}unbounded above"
+    if not math.isfinite(lo):
+        return f"unbounded below{sep}{fmt.format(hi)}"
+    return f"{fmt.format(lo)}{sep}{fmt.format(hi)}"
 
 
 Exposures = Annotated[
@@ -149,8 +160,8 @@ def predict(
     value = number.format(row["prediction"])
     line = f"predicted {pred.target}: {value} {pred.unit}  ({what}; {pred.source})"
     if pred.interval != "none":
-        lo, hi = number.format(row["lower"]), number.format(row["upper"])
-        line += f"\n{100 * (1 - pred.alpha):g}% interval: {lo} .. {hi}  ({INTERVALS[pred.interval]}, "
+        span = interval_text(float(row["lower"]), float(row["upper"]), number)
+        line += f"\n{100 * (1 - pred.alpha):g}% interval: {span}  ({INTERVALS[pred.interval]}, "
         line += f"{pred.n_boot} bootstrap draws)"
     elif fit_path is None:
         line += "\nno interval: published constants carry no uncertainty here (fit your data for one)"

@@ -7,7 +7,7 @@ from typing import Annotated
 
 import typer
 
-from cli.predict import DomainToken, Exposures, Junk, Mlp, Moe, effects
+from cli.predict import DomainToken, Exposures, Junk, Mlp, Moe, effects, interval_text
 
 
 def _count(x: float) -> str:
@@ -215,7 +215,7 @@ def recommend(
     if rec.loss_interval is not None:
         lo, hi = rec.loss_interval
         kind = "calibrated: bootstrap + extrapolation error" if rec.interval == "calibrated" else "bootstrap"
-        line += f" (95% interval {lo:.4f}–{hi:.4f}, {kind}, over {rec.n_draws} bootstrap fits"
+        line += f" (95% interval {interval_text(lo, hi, sep='–')}, {kind}, over {rec.n_draws} bootstrap fits"
         if rec.n_interval is not None:
             line += f"; optimal N {_span(*rec.n_interval)}"
         line += ")"

@@ -101,3 +101,23 @@ def test_recommend_never_ranks_precisions_without_a_precision_term(bound_fit) ->
     assert [o.precision for o in default.options] == ["bf16"]
     kumar = fits.recommend(1e21, law="kumar2024", precisions=["int4", "int8", "bf16"])
     assert len(kumar.options) == 3  # a precision law does rank them
+
+
+def test_an_interval_the_calibration_cannot_bound_is_printed_as_unbounded(tmp_path) -> None:
+    """Nine runs leave a 95% conformal quantile too few residuals: predict and recommend say "unbounded",
+    never "0.0000–inf" (the multiplier is infinite, so ŷ·exp(±h) would print as 0 and inf)."""
+    rng = np.random.default_rng(1)
+    N, ratio = np.meshgrid(np.geomspace(1e7, 1e9, 3), np.geomspace(5, 80, 3))
+    N, D = N.ravel(), (N * ratio).ravel()
+    loss = LAW.predict(TRUTH, {"N": N, "D": D}) * np.exp(0.01 * rng.standard_normal(N.size))
+    pd.DataFrame({"N": N, "D": D, "loss": loss}).to_csv(tmp_path / "runs.csv", index=False)
+    out = tmp_path / "fit.json"
+    args = ["fit", str(tmp_path / "runs.csv"), "--law", "chinchilla", "--bootstrap", "20", "-o", str(out)]
+    assert runner.invoke(app, args).exit_code == 0
+    table = fits.predict(str(out), {"N": [3e9], "D": [6e10]}).table
+    assert not np.isfinite(table.upper).all()  # the library keeps the numbers: inf
+    pred = runner.invoke(app, ["predict", "--fit", str(out), "--n", "3e9", "--tokens", "6e10"])
+    assert pred.exit_code == 0, pred.output
+    assert "95% interval: unbounded" in pred.output and "inf" not in pred.output.split("warning:")[0]
+    rec = " ".join(runner.invoke(app, ["recommend", "--flops", "1e21", "--fit", str(out)]).output.split())
+    assert "95% interval unbounded" in rec and "0.0000–inf" not in rec

@@ -15,9 +15,9 @@ Methods, all at nominal 95%:
 
 - `scalefit auto`: `fits.fit_auto` (law form and trim of the smallest runs chosen by backtest on the
   training rows, fits/selection.py), default 1,000 bootstrap draws, calibrated interval
-  (fits/calibration.py);
-- `scalefit chinchilla`: `fits.fit(data, "chinchilla")`, calibrated interval: what `scalefit fit` does
-  without `--law` today (the CLI's default law is chinchilla);
+  (fits/calibration.py): what `scalefit fit` does by default;
+- `scalefit chinchilla`: `fits.fit(data, "chinchilla")`, calibrated interval: `scalefit fit --law
+  chinchilla`;
 - `approach3`: plain Chinchilla Approach 3 (Hoffmann et al. 2022; Huber δ = 1e-3 on log residuals, LSE
   form, L-BFGS-B from a grid of starts, as Epoch replicated it) with its bootstrap percentile interval of
   the fitted curve, no calibration: the state before issue 12;

@@ -31,7 +31,7 @@ from __future__ import annotations
 import math
 import time
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import numpy as np
@@ -168,14 +168,14 @@ def _as_fit_data(data: Any, law: str | Law, ptq_method: str | None) -> FitData:
 
 
 def _subset(data: FitData, mask: np.ndarray) -> FitData:
-    return FitData(
+    """The rows `mask` of `data`; its bookkeeping (dropped rows, groups, law, pooled set-ups) kept."""
+    return replace(
+        data,
         X={k: v[mask] for k, v in data.X.items()},
         y=data.y[mask],
         compute=data.compute[mask],
-        target=data.target,
         n_read=int(mask.sum()),
         groups=list(data.groups),
-        law=data.law,
     )
 
 

@@ -6,7 +6,8 @@ from pathlib import Path
 
 
 def write_section(path: Path, heading: str, text: str) -> None:
-    """Replace the section that starts with `heading` (up to the next `## `) by `text` in place, or append."""
+    """Replace the section that starts with `heading` (up to the next `## `) by `text` where it stands;
+    append it when the file has no such section."""
     old = path.read_text() if path.exists() else "# Benchmarks\n"
     start = old.find(heading)
     if start == -1:

@@ -149,9 +149,11 @@ def test_rows_match_each_laws_assumptions() -> None:
     """Chinchilla: unquantized training, no PTQ. Precision: one PTQ method (GPTQ by default)."""
     df = pd.read_parquet(Path(__file__).resolve().parents[1] / "examples" / "precision-cpu.parquet")
     chin = fit_data(df, "chinchilla")
-    assert chin.not_used["quantized-training rows"] == 38 and chin.y.size == 13
+    # 232 cooldown-branch results (107 fp32, 125 QAT), each with RTN and GPTQ at int3 and int4
+    assert chin.not_used["quantized-training rows"] == 125 and chin.y.size == 107
+    assert chin.not_used["post-training-quantized rows"] == 4 * 232
     prec = fit_data(df, "precision")
-    assert prec.not_used["PTQ rows of methods other than gptq"] == 102 and prec.y.size == 255 - 102
-    assert fit_data(df, "precision", "rtn").not_used["PTQ rows of methods other than rtn"] == 102
+    assert prec.not_used["PTQ rows of methods other than gptq"] == 2 * 232 and prec.y.size == 1160 - 2 * 232
+    assert fit_data(df, "precision", "rtn").not_used["PTQ rows of methods other than rtn"] == 2 * 232
     with pytest.raises(UserError, match="awq"):
         fit_data(df, "precision", "awq")

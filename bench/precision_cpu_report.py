@@ -15,6 +15,7 @@ from __future__ import annotations
 import argparse
 import subprocess
 import sys
+import tempfile
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
@@ -54,13 +55,18 @@ def main() -> None:
     df = pd.read_parquet(args.results)
     runs = df[df.ptq_method == "none"]
     trunks = runs["parent_run_id"].replace("", pd.NA).dropna().nunique()
-    points = runs.groupby(["N", "D", "precision"]).ngroups
+    per_point = runs.groupby(["N", "D", "precision"]).size()  # results (seeds) per (N, D, precision)
+    points = len(per_point)
     if args.fit_output:
         fit_text = args.fit_output.read_text()
     else:
-        cmd = ["scalefit", "fit", str(args.results), "--law", "precision", "--out", "/dev/null"]
-        fit_text = subprocess.run(cmd, capture_output=True, text=True, check=True).stdout
-    seeds = runs.groupby(["N", "D", "precision"]).size().value_counts().sort_index()
+        # fit.json goes to a scratch directory: `--out /dev/null` would have the atomic write (temporary
+        # file, then os.replace) put a regular file in place of the device
+        with tempfile.TemporaryDirectory() as scratch:
+            out = str(Path(scratch) / "fit.json")
+            cmd = ["scalefit", "fit", str(args.results), "--law", "precision", "--out", out]
+            fit_text = subprocess.run(cmd, capture_output=True, text=True, check=True).stdout
+    seeds = per_point.value_counts().sort_index()
     seed_text = ", ".join(f"{count} point(s) × {k} seed(s)" for k, count in seeds.items())
     lines = [
         HEADING,

@@ -20,12 +20,10 @@ floats are stored as the strings "inf", "-inf", "nan" so the file is strict JSON
 
 from __future__ import annotations
 
-import contextlib
 import hashlib
 import html
 import json
 import math
-import os
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -35,7 +33,8 @@ import numpy as np
 from fits.bootstrap import percentile_interval, standard_error
 from fits.law import Law
 from fits.laws import law_from_spec
-from scaling.errors import UserError, os_error_about
+from scaling.errors import UserError
+from scaling.files import atomic_write_text
 
 FORMAT_VERSION = 2
 
@@ -413,17 +412,9 @@ class FitResult:
         )
 
     def to_json(self, path: str | Path) -> None:
-        """Write fit.json atomically (a temporary file in the same directory, then a rename)."""
-        p = Path(path)
-        tmp = p.with_name(f".{p.name}.tmp.{os.getpid()}")
-        try:
-            tmp.write_text(json.dumps(self.to_dict(), indent=1) + "\n")
-            os.replace(tmp, p)
-        except OSError as exc:  # name fit.json, not its temp file (a full disk, a read-only directory)
-            raise os_error_about(exc, p) from None
-        finally:
-            with contextlib.suppress(OSError):
-                tmp.unlink(missing_ok=True)
+        """Write fit.json atomically (scaling.files: a temporary file in the same directory, then a rename;
+        a device such as /dev/null is written in place)."""
+        atomic_write_text(path, json.dumps(self.to_dict(), indent=1) + "\n")
 
     @classmethod
     def from_dict(cls, d: Mapping[str, Any]) -> FitResult:

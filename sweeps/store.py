@@ -44,7 +44,8 @@ from glob import escape as glob_escape
 from pathlib import Path
 from typing import Any
 
-from scaling.errors import UserError, os_error_about
+from scaling.errors import UserError
+from scaling.files import atomic_write_bytes, writing
 
 # Column → type ("str", "int", "float"): the core schema of every row, in order (docs/results_schema.md).
 CORE_COLUMNS: dict[str, str] = {
@@ -160,44 +161,6 @@ def _coerce(value: Any, kind: str, name: str) -> Any:
     return value if isinstance(value, str) else json.dumps(value)
 
 
-def _fsync_dir(path: Path) -> None:
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-
-
-def _temp_name(path: Path) -> Path:
-    return path.with_name(f"{path.name}.tmp.{socket.gethostname()}.{os.getpid()}")
-
-
-@contextlib.contextmanager
-def _writing(path: Path) -> Iterator[Path]:
-    """Yield the temp file for an atomic write of `path`, then fsync it, rename it over `path` and fsync the
-    directory. If anything fails the temp file is deleted (the store stays as it was) and an OSError is
-    raised as `OSError(errno, cause, path)`, naming the file being written rather than its temp file."""
-    tmp = _temp_name(path)
-    try:
-        yield tmp
-        with open(tmp, "rb+") as f:
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-        _fsync_dir(path.parent)
-    except BaseException as exc:
-        with contextlib.suppress(OSError):
-            tmp.unlink(missing_ok=True)
-        if isinstance(exc, OSError):
-            raise os_error_about(exc, path) from None
-        raise
-
-
-def atomic_write_bytes(path: Path, data: bytes) -> None:
-    """Write `data` to `path` atomically: temp file in the same directory, fsync, rename, fsync the dir."""
-    with _writing(path) as tmp, open(tmp, "wb") as f:
-        f.write(data)
-
-
 def atomic_write_table(path: Path, table, metadata: dict[str, Any] | None = None) -> None:
     """Write a pyarrow Table as parquet atomically, with `metadata` (JSON) under the key `scalefit`."""
     import pyarrow.parquet as pq
@@ -206,7 +169,7 @@ def atomic_write_table(path: Path, table, metadata: dict[str, Any] | None = None
         table = table.replace_schema_metadata(
             {**(table.schema.metadata or {}), _META_KEY: json.dumps(metadata)}
         )
-    with _writing(path) as tmp:
+    with writing(path) as tmp:
         pq.write_table(table, tmp)
 
 

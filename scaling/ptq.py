@@ -245,8 +245,9 @@ class _StopForward(Exception):
     """Raised by a capture hook once the wanted layer's input has been seen."""
 
 
-def _run_capture(block: torch.nn.Module, args: tuple, layer: QLinear, acc: HessianAccumulator) -> None:
-    """Run `block(*args)` until `layer` is called; add its (activation-quantized) input to `acc`."""
+def _run_capture(module: torch.nn.Module, call: tuple, layer: QLinear, acc: HessianAccumulator) -> None:
+    """Run `module(*args, **kwargs)` (call = (args, kwargs)) until `layer` is called; add its
+    (activation-quantized) input to `acc`."""
 
     def hook(module: QLinear, inputs: tuple) -> None:
         _add_input(acc, module, inputs)
@@ -254,32 +255,38 @@ def _run_capture(block: torch.nn.Module, args: tuple, layer: QLinear, acc: Hessi
 
     handle = layer.register_forward_pre_hook(hook)
     try:
-        block(*args)
+        module(*call[0], **call[1])
     except _StopForward:
         pass
     finally:
         handle.remove()
 
 
-def _block_inputs(model: GPT, batches: Sequence[torch.Tensor]) -> list[tuple]:
-    """The positional arguments of model.blocks[0] for each calibration batch (inputs = batch[:, :-1])."""
-    captured: list[tuple] = []
+def _module_calls(run: Callable[[], object], module: torch.nn.Module) -> tuple[tuple, dict]:
+    """The (args, kwargs) of the first call of `module` while `run()` runs (stopped there)."""
+    captured: list[tuple[tuple, dict]] = []
 
-    def hook(module: torch.nn.Module, args: tuple) -> None:
-        captured.append(tuple(a.detach() if torch.is_tensor(a) else a for a in args))
+    def hook(module: torch.nn.Module, args: tuple, kwargs: dict) -> None:
+        captured.append((tuple(a.detach() if torch.is_tensor(a) else a for a in args), dict(kwargs)))
         raise _StopForward
 
-    handle = model.blocks[0].register_forward_pre_hook(hook)
-    device = model.wte.weight.device
+    handle = module.register_forward_pre_hook(hook, with_kwargs=True)
     try:
-        for batch in batches:
-            try:
-                model(batch[:, :-1].to(device))
-            except _StopForward:
-                pass
+        run()
+    except _StopForward:
+        pass
     finally:
         handle.remove()
-    return captured
+    if not captured:
+        raise RuntimeError("GPTQ: a layer's parent module was not called by its block")
+    return captured[0]
+
+
+def _block_inputs(model: GPT, batches: Sequence[torch.Tensor]) -> list[tuple]:
+    """The positional arguments of model.blocks[0] for each calibration batch (inputs = batch[:, :-1])."""
+    device = model.wte.weight.device
+    calls = [_module_calls(lambda b=b: model(b[:, :-1].to(device)), model.blocks[0]) for b in batches]
+    return [args for args, _ in calls]
 
 
 def _call_order(block: torch.nn.Module, args: tuple) -> list[QLinear]:
@@ -322,11 +329,25 @@ def _gptq_model(
     for block in model.blocks:
         with autocast_for(model):
             order = _call_order(block, inputs[0])
+        parents = {m: p for p in block.modules() for m in p.children() if isinstance(m, QLinear)}
+        stage: tuple[torch.nn.Module, list] | None = None  # a parent module and its calls, still valid
         for layer in order:
+            parent = parents[layer]
+            if stage is None or stage[0] is not parent:
+                # a parent's inputs depend only on layers run before it is entered: captured once per
+                # parent, they stay valid while its own layers are quantized, so a later layer of the
+                # same parent (attn.proj after attn.qkv) does not rerun the block up to it
+                with autocast_for(model):
+                    calls = [
+                        ((*args,), {}) if parent is block
+                        else _module_calls(lambda a=args, b=block: b(*a), parent)
+                        for args in inputs
+                    ]  # fmt: skip
+                stage = (parent, calls)
             acc = HessianAccumulator(layer.in_features, layer.weight.device)
             with autocast_for(model):
-                for args in inputs:
-                    _run_capture(block, args, layer, acc)
+                for call in stage[1]:
+                    _run_capture(parent, call, layer, acc)
             h = acc.hessian()
             w = effective_weight(layer)
             w_gptq, _ = gptq_quantize_weight(
@@ -417,25 +438,43 @@ class PTQEvaluation:
     method: str
     fmt: NumberFormat
     model: GPT = field(repr=False)
-    loss: float  # validation loss of `model` under the run's own training loss (nats/token)
+    loss: float  # validation loss of `model` under the run's own training loss (nats/token; see evaluate_ptq)
     seconds: float  # quantization + evaluation time
 
 
-def evaluate_ptq(model: GPT, source: Any, cfg: Any, ptq: dict[str, Any]) -> Iterator[PTQEvaluation]:
-    """Every requested weight PTQ of a trained run, scored exactly as the run's validation loss was.
+def evaluate_ptq(
+    model: GPT, source: Any, cfg: Any, ptq: dict[str, Any], val_loss: float | None = None
+) -> Iterator[PTQEvaluation]:
+    """Every requested weight PTQ of a trained run, scored against the run's own validation loss.
 
     `cfg` is the run's `scaling.train.TrainConfig`, `source` the token source it trained on, `ptq` the
-    sweep's table {"methods", "formats", "calib_tokens"}. Each (method, format) quantizes a copy of
-    `model` (`quantize_weights`; GPTQ calibrates on `calibration_batches` of the training split) and
-    evaluates it with `evaluate_loss(..., cfg.loss)` on the same validation batches `train` used
-    (`source.val_batches(cfg.batch_size, cfg.seq_len, cfg.eval_tokens)`), so that
-    δ_PTQ = loss − the run's `val_loss` compares like with like (cross-entropy or StableMax) and a lossless
-    format gives δ_PTQ = 0. Language-model runs and knowledge-capacity runs both go through here.
+    sweep's table {"methods", "formats", "calib_tokens", "eval_tokens"}. Each (method, format) quantizes a
+    copy of `model` (`quantize_weights`; GPTQ calibrates on `calibration_batches` of the training split)
+    and scores it with `evaluate_loss(..., cfg.loss)`, the run's own training loss (cross-entropy or
+    StableMax), so a lossless format gives δ_PTQ = 0.
+
+    Without ptq["eval_tokens"] (or with it ≥ cfg.eval_tokens) the copy is scored on the validation batches
+    `train` used, and loss − val_loss is δ_PTQ exactly. With fewer tokens S, δ_PTQ is the paired
+    difference on S validation tokens and the reported loss is
+
+        L_q = val_loss + [L(q, S) − L(model, S)]
+
+    (a control variate: the per-token differences between a model and its quantized copy vary far less
+    than the per-token losses, so S can be a fraction of the run's evaluation at little cost in precision;
+    bench/ptq_gptq_vs_rtn.py measures it). `val_loss` is the run's validation loss (computed here if None).
+    Language-model runs and knowledge-capacity runs both go through here.
     """
     methods, formats = tuple(ptq.get("methods", ())), tuple(ptq.get("formats", ()))
     if not methods or not formats:
         return
     val = source.val_batches(cfg.batch_size, cfg.seq_len, cfg.eval_tokens)
+    n_paired = ptq.get("eval_tokens")
+    offset = 0.0
+    if n_paired is not None and int(n_paired) < cfg.eval_tokens:
+        if val_loss is None:
+            val_loss = evaluate_loss(model, val, cfg.loss)
+        val = source.val_batches(cfg.batch_size, cfg.seq_len, int(n_paired))
+        offset = val_loss - evaluate_loss(model, val, cfg.loss)
     calib = None
     for method in methods:
         if method == "gptq" and calib is None:
@@ -445,7 +484,7 @@ def evaluate_ptq(model: GPT, source: Any, cfg: Any, ptq: dict[str, Any]) -> Iter
             start = time.perf_counter()
             fmt = parse_format(name)
             qmodel = quantize_weights(model, fmt, method, calib if method == "gptq" else None)
-            loss = evaluate_loss(qmodel, val, cfg.loss)
+            loss = evaluate_loss(qmodel, val, cfg.loss) + offset
             yield PTQEvaluation(method, fmt, qmodel, loss, time.perf_counter() - start)
 
 

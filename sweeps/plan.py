@@ -137,6 +137,8 @@ def plan(spec: SweepSpec, *, check_epochs: bool = True) -> list[PlannedRun]:
             "formats": list(spec.ptq_formats),
             "calib_tokens": spec.calib_tokens,
         }
+        if spec.ptq_eval_tokens is not None:  # only when set, so other sweeps keep their run_ids
+            config["ptq"]["eval_tokens"] = spec.ptq_eval_tokens
         if spec.task == "bios":
             bios_variant = {k: variant[k] for k in ("junk", "domain_token") if k in variant}
             config["bios"] = {"people": people, "exposures": exposures, **spec.bios, **bios_variant}
@@ -318,10 +320,14 @@ def estimate_seconds(config: dict[str, Any], timing: Timing) -> float:
 
 
 def _ptq_tokens(t: dict[str, Any], ptq: dict[str, Any]) -> float:
-    """Forward tokens of a run's PTQ evaluations: E per setting, plus GPTQ's calibration passes."""
-    evals = 0.0
+    """Forward tokens of a run's PTQ evaluations: E_q per setting (E_q = ptq eval_tokens, else the run's
+    E; with E_q < E one more pass of the unquantized model on them), plus GPTQ's calibration passes."""
+    if not ptq["methods"] or not ptq["formats"]:
+        return 0.0
+    e_q = min(t["eval_tokens"], ptq.get("eval_tokens") or t["eval_tokens"])
+    evals = e_q if e_q < t["eval_tokens"] else 0.0
     for method in ptq["methods"]:
-        per = t["eval_tokens"] + (ptq["calib_tokens"] * (1 + GPTQ_OVERHEAD) if method == "gptq" else 0)
+        per = e_q + (ptq["calib_tokens"] * (1 + GPTQ_OVERHEAD) if method == "gptq" else 0)
         evals += per * len(ptq["formats"])
     return evals
 

@@ -88,7 +88,7 @@ def lm_rows(
     rows = [_ptq_row(base, diagnostics, "none", None, result.val_loss, 0.0)]
     if result.status != "ok" or result.model is None:
         return rows
-    for ev in evaluate_ptq(result.model, data, cfg, config["ptq"]):
+    for ev in evaluate_ptq(result.model, data, cfg, config["ptq"], result.val_loss):
         rows.append(_ptq_row(base, diagnostics, ev.method, ev.fmt, ev.loss, ev.seconds))
     return rows
 

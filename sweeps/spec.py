@@ -51,6 +51,8 @@ seq_len = 128
 methods = ["rtn", "gptq"]
 formats = ["int4", "int8"]   # scaling.formats.parse_format names
 calib_tokens = 16384         # calibration tokens from the training split (GPTQ)
+eval_tokens = 8192           # optional: score the quantized copies on fewer validation tokens than the
+                             # run's own pass, δ_PTQ paired on them (scaling.ptq.evaluate_ptq)
 
 [schedule]                   # the learning-rate schedule (scaling/schedule.py)
 kind = "wsd"                 # "cosine" (default: warmup, cosine to train.min_lr_frac) or "wsd"
@@ -95,7 +97,7 @@ TABLES: dict[str, tuple[str, ...]] = {
     ),
     "lr": ("rule", "value", "n_ref", "alpha", "d_ref"),
     "train": (),  # validated against scaling.train.TrainConfig's fields
-    "ptq": ("methods", "formats", "calib_tokens"),
+    "ptq": ("methods", "formats", "calib_tokens", "eval_tokens"),
     "schedule": ("kind", "cooldown", "shape", "warmup_tokens", "branches"),
     "bios": (),  # validated against scaling.capacity.BIOS_OPTIONS
 }
@@ -147,6 +149,7 @@ class SweepSpec:
     ptq_methods: tuple[str, ...] = ()
     ptq_formats: tuple[str, ...] = ()
     calib_tokens: int = 16384
+    ptq_eval_tokens: int | None = None  # None: PTQ copies scored on the run's own validation batches
     bios: dict[str, Any] = field(default_factory=dict)
     source: str = ""
     schedule: str = "cosine"  # "cosine" | "wsd" (its options are in `train`)
@@ -304,6 +307,8 @@ def parse_spec(data: dict[str, Any], source: str = "<spec>") -> SweepSpec:
     if bool(kw["ptq_methods"]) != bool(kw["ptq_formats"]):
         raise UserError(f"{where}: give both ptq.methods and ptq.formats (or neither)")
     kw["calib_tokens"] = g.whole("ptq", "calib_tokens", 16384)
+    if "eval_tokens" in g.data.get("ptq", {}):
+        kw["ptq_eval_tokens"] = g.whole("ptq", "eval_tokens", 0)
     spec = SweepSpec(**kw)
     _check_optimizers(spec, where)
     return spec

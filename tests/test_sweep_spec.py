@@ -62,6 +62,8 @@ def test_load_spec_accepts_preset_name_and_rejects_unknown() -> None:
         (base(sweep={"design": "latin"}), r"sweep\.design must be one of grid, isoflop"),
         (base(sweep={"task": "vision"}), r"sweep\.task must be one of lm, bios"),
         (base(ptq={"methods": ["awq"], "formats": ["int4"]}), r"ptq\.methods must be a list of rtn, gptq"),
+        (base(ptq={"methods": ["rtn"], "formats": ["int4"], "eval_tokens": 0}), r"ptq\.eval_tokens must"),
+        (base(ptq={"methods": ["rtn"], "formats": ["int4"], "eval_tokens": 1.5}), r"ptq\.eval_tokens must"),
         (base(ptq={"methods": ["rtn"], "formats": ["int99"]}), r"ptq\.formats"),
         (base(ptq={"methods": ["rtn"]}), r"give both ptq\.methods and ptq\.formats"),
         (base(lr={"rule": "fixed"}), r"missing lr\.value"),
@@ -144,6 +146,19 @@ def test_wall_time_estimate_formula_and_makespan() -> None:
     assert estimate_seconds(r.config, timing) == r.est_seconds
     assert makespan([4, 3, 3, 2], 2) == 6
     assert makespan([5], 3) == 5
+
+
+def test_ptq_eval_tokens_enter_the_config_and_the_estimate_only_when_set() -> None:
+    ptq = {"methods": ["rtn", "gptq"], "formats": ["int4", "int8"], "calib_tokens": 1000}
+    (plain, *_) = plan(parse_spec(base(ptq=ptq)))
+    (paired, *_) = plan(parse_spec(base(ptq={**ptq, "eval_tokens": 256})))
+    assert "eval_tokens" not in plain.config["ptq"] and paired.config["ptq"]["eval_tokens"] == 256
+    assert plain.run_id == run_id(plain.config) != paired.run_id  # sweeps without it keep their run ids
+    timing = Timing(step=0.01, forward_token=1e-6)
+    t = paired.config["train"]
+    steps = t["tokens"] / (4 * 32)
+    evals = (t["n_evals"] + 1) * t["eval_tokens"] + 256 + 2 * 256 + 2 * (256 + 3 * 1000)
+    assert estimate_seconds(paired.config, timing) == pytest.approx(0.3 + steps * 0.01 + evals * 1e-6)
 
 
 def test_shapes_too_large_to_time_are_left_unestimated() -> None:

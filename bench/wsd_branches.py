@@ -23,7 +23,6 @@ import datetime
 import json
 import multiprocessing as mp
 import os
-import platform
 import statistics
 import sys
 import time
@@ -31,28 +30,17 @@ from pathlib import Path
 from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _report import write_section
+from _report import machine, write_section
 
 HEADING = "## WSD cooldown branches vs cosine runs"
 # label -> (cooldown fraction of D, shape, final learning-rate factor)
 VARIANTS = {
+    "wsd 5% 1-sqrt": (0.05, "1-sqrt", 0.1),
     "wsd 10% 1-sqrt": (0.1, "1-sqrt", 0.1),
     "wsd 20% 1-sqrt": (0.2, "1-sqrt", 0.1),
     "wsd 20% linear": (0.2, "linear", 0.1),
     "wsd 20% 1-sqrt to 0": (0.2, "1-sqrt", 0.0),
 }
-
-
-def _cpu() -> str:
-    try:
-        text = Path("/proc/cpuinfo").read_text()
-    except OSError:
-        return platform.processor() or platform.machine()
-    lines = text.splitlines()
-    model = next((line.split(":", 1)[1].strip() for line in lines if "model name" in line), "?")
-    flags = next((line.split(":", 1)[1].split() for line in lines if line.startswith("flags")), [])
-    simd = "AVX-512" if "avx512f" in flags else "AVX2 only" if "avx2" in flags else "no AVX2"
-    return f"{model}, {simd}, {len(os.sched_getaffinity(0))} vCPUs"
 
 
 def _job(kind: str, n: float, seed: int, mult: float, args: argparse.Namespace) -> list[dict[str, Any]]:
@@ -110,6 +98,7 @@ def main() -> None:
     ap.add_argument(
         "--out", type=Path, default=Path(__file__).resolve().parents[1] / "docs" / "benchmarks.md"
     )
+    ap.add_argument("--heading", default=HEADING, help="the section of --out to write (one per machine)")
     ap.add_argument("--save", type=Path, help="also write the raw results (JSON) here")
     ap.add_argument("--load", type=Path, nargs="*", default=[], help="merge raw results of earlier runs")
     ap.add_argument("--report-only", action="store_true", help="train nothing: report the --load results")
@@ -132,19 +121,62 @@ def main() -> None:
             print(f"done {kind} N={n:g} seed={seed} lr×{m:g} in {recs[0]['job_seconds']:.0f} s "
                   f"(load {recs[0]['load'][0]:.1f} -> {recs[0]['load'][1]:.1f})", flush=True)  # fmt: skip
     runs = [{"command": " ".join(sys.argv[1:]), "when": when, "wall": time.perf_counter() - t0,
-             "load": (min(loads), max(loads)), "records": records}] if records else []  # fmt: skip
+             "load": (min(loads), max(loads)), "nice": os.nice(0),
+             "records": records}] if records else []  # fmt: skip
     if args.save:
         args.save.write_text(json.dumps(runs))
     for path in args.load:
         runs = json.loads(path.read_text()) + runs
     text = report(runs, args)
     print(text)
-    write_section(args.out, HEADING, text)
+    write_section(args.out, args.heading, text)
 
 
 def _stats(values: dict[int, float]) -> tuple[float, float]:
     v = list(values.values())
     return statistics.mean(v), statistics.stdev(v) if len(v) > 1 else float("nan")
+
+
+def _difference_table(
+    loss: dict[tuple, dict[int, float]], cells: list[tuple], methods: list[str], k: float
+) -> list[str]:
+    """Branch − cosine at peak rate default_lr(N) × k, paired by seed; with two or more WSD variants also
+    each later variant − the first (paired), which says what the cooldown choice itself changes."""
+    rate = "the default peak learning rate (default_lr(N))" if k == 1 else f"peak rate default_lr(N) × {k:g}"
+    variants = methods[1:]
+    extra = [f"{m} − {variants[0]}" for m in variants[1:]]
+    also = " Last columns: one WSD variant − another, paired by seed." if extra else ""
+    lines = [
+        "",
+        f"At {rate}: branch − cosine, mean over seeds (paired sd); ✗ where |mean difference| exceeds the "
+        f"cosine runs' seed-to-seed standard deviation.{also}",
+        "",
+        "| N | D | cosine (mean ± sd) | " + " | ".join([f"{m} − cosine" for m in variants] + extra) + " |",
+        "|---|---|---|" + "---|" * (len(variants) + len(extra)),
+    ]
+
+    def paired(a: dict[int, float], b: dict[int, float]) -> tuple[float, float] | None:
+        seeds = sorted(set(a) & set(b))
+        if len(seeds) < 2:
+            return None
+        diffs = [a[s] - b[s] for s in seeds]
+        return statistics.mean(diffs), statistics.stdev(diffs)
+
+    for n, d in cells:
+        cos = loss.get((n, d, "cosine", k), {})
+        if len(cos) < 2:
+            continue
+        mu, sd = _stats(cos)
+        row = [f"{mu:.4f} ± {sd:.4f}"]
+        for m in variants:
+            pd = paired(loss.get((n, d, m, k), {}), cos)
+            row.append("" if pd is None else f"{pd[0]:+.4f} ({pd[1]:.4f}){'' if abs(pd[0]) <= sd else ' ✗'}")
+        first = loss.get((n, d, variants[0], k), {}) if variants else {}
+        for m in variants[1:]:
+            pd = paired(loss.get((n, d, m, k), {}), first)
+            row.append("" if pd is None else f"{pd[0]:+.4f} ({pd[1]:.4f})")
+        lines.append(f"| {n:,} | {d:,} | " + " | ".join(row) + " |")
+    return lines
 
 
 def report(runs: list[dict[str, Any]], args: argparse.Namespace) -> str:
@@ -157,46 +189,27 @@ def report(runs: list[dict[str, Any]], args: argparse.Namespace) -> str:
     cells = sorted({(r["N"], r["D"]) for r in records})
     methods = ["cosine"] + [m for m in VARIANTS if any(r["method"] == m for r in records)]
     mults = sorted({r["lr_mult"] for r in records})
-    lines = [HEADING, ""]
+    lines = [args.heading, ""]
     for run in runs:
         lo, hi = run["load"]
         lines.append(
-            f"- `nice python bench/wsd_branches.py {run['command']}` on {run['when']}: wall time "
-            f"{run['wall'] / 60:.1f} min, load average {lo:.1f}–{hi:.1f} while it ran (other engineers' jobs "
-            "shared the machine)"
+            f"- `{'nice ' if run.get('nice', 1) else ''}python bench/wsd_branches.py {run['command']}` on "
+            f"{run['when']}: wall time "
+            f"{run['wall'] / 60:.1f} min, load average {lo:.1f}–{hi:.1f} while it ran (the benchmark's own "
+            "workers count in it)"
         )
     lines += [
         "",
-        f"Machine: {_cpu()}; torch {torch.__version__}, 1 thread per process. Byte-level models on "
+        f"Machine: {machine()}; torch {torch.__version__}, 1 thread per process. Byte-level models on "
         f"the default corpus, {args.precision}, batch {args.batch_size} × {args.seq_len}; seed = "
         f"initialisation and data order; every run scored on the same {args.eval_tokens:,} held-out "
         "tokens. Cosine: a separate run per D (10% warmup, cosine to 10% of the peak). WSD: one trunk per "
         "(N, seed, learning rate) at the peak rate after a warmup of 10% of the shortest D; every branch "
         "forks from it and cools down over the stated fraction of its D (to 10% of the peak, or to 0), so "
         "each is the separate WSD run of that length (scaling/branches.py; bit-identical, tested).",
-        "",
-        "At the default peak learning rate (default_lr(N)): branch − cosine, mean over seeds (paired sd); ✗ "
-        "where |mean difference| exceeds the cosine runs' seed-to-seed standard deviation.",
-        "",
-        "| N | D | cosine (mean ± sd) | " + " | ".join(f"{m} − cosine" for m in methods[1:]) + " |",
-        "|---|---|---|" + "---|" * (len(methods) - 1),
     ]
-    for n, d in cells:
-        cos = loss.get((n, d, "cosine", 1.0), {})
-        if len(cos) < 2:
-            continue
-        mu, sd = _stats(cos)
-        row = [f"{mu:.4f} ± {sd:.4f}"]
-        for m in methods[1:]:
-            br = loss.get((n, d, m, 1.0), {})
-            seeds = sorted(set(br) & set(cos))
-            if len(seeds) < 2:
-                row.append("")
-                continue
-            diffs = [br[s] - cos[s] for s in seeds]
-            mean = statistics.mean(diffs)
-            row.append(f"{mean:+.4f} ({statistics.stdev(diffs):.4f}){'' if abs(mean) <= sd else ' ✗'}")
-        lines.append(f"| {n:,} | {d:,} | " + " | ".join(row) + " |")
+    for k in mults:
+        lines += _difference_table(loss, cells, methods, k)
     summary: list[str] = []
     if len(mults) > 1:
         lines += [

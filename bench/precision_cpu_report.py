@@ -21,6 +21,8 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _report import write_section
 
+from fits import FitResult
+
 HEADING = "## precision-cpu sweep (examples/precision-cpu.parquet)"
 
 
@@ -36,6 +38,22 @@ def _table(frame, fmt: str = "{:.4f}") -> list[str]:
     return out
 
 
+def _fitted_delta(results: Path, fit: FitResult):
+    """The fitted law's δ_PTQ for the GPTQ rows of the high-precision runs of the lowest seed, by (N, D)."""
+    import fits
+
+    table = fits.read_table(results)
+    table["pred"] = fit.predict(table)
+    high = table[table.precision == table.precision[table.P_w == table.P_w.max()].iloc[0]]
+    high = high[high.seed == high.seed.min()]
+    base = high[high.ptq_method == "none"].set_index("run_id")["pred"]
+    gptq = high[high.ptq_method == "gptq"].copy()
+    gptq["fitted"] = gptq["pred"].to_numpy() - base.loc[gptq["run_id"]].to_numpy()
+    out = gptq.pivot_table(index=["N", "D"], columns="fmt_post", values="fitted")
+    out.columns = [f"GPTQ {f} fitted" for f in out.columns]
+    return out
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("results", type=Path)
@@ -45,7 +63,7 @@ def main() -> None:
     ap.add_argument("--machine", default="AMD EPYC, 2 vCPUs, AVX2 only (no native bf16); torch 2.13.0 CPU")
     ap.add_argument("--command", default="scalefit sweep --preset precision-cpu --out results.parquet "
                     "--workers 2 --threads 1")  # fmt: skip
-    ap.add_argument("--fit-output", type=Path, help="a saved `scalefit fit` output (else it is run now)")
+    ap.add_argument("--fit-output", type=Path, help="a saved `scalefit fit` output to print (fit run anyway)")
     ap.add_argument("--compare", default="", help="a paragraph on a baseline timed under the same conditions")
     ap.add_argument("--out", type=Path, default=Path(__file__).resolve().parents[1] / "docs/benchmarks.md")
     args = ap.parse_args()
@@ -57,15 +75,12 @@ def main() -> None:
     trunks = runs["parent_run_id"].replace("", pd.NA).dropna().nunique()
     per_point = runs.groupby(["N", "D", "precision"]).size()  # results (seeds) per (N, D, precision)
     points = len(per_point)
-    if args.fit_output:
-        fit_text = args.fit_output.read_text()
-    else:
-        # fit.json goes to a scratch directory: `--out /dev/null` would have the atomic write (temporary
-        # file, then os.replace) put a regular file in place of the device
-        with tempfile.TemporaryDirectory() as scratch:
-            out = str(Path(scratch) / "fit.json")
-            cmd = ["scalefit", "fit", str(args.results), "--law", "precision", "--out", out]
-            fit_text = subprocess.run(cmd, capture_output=True, text=True, check=True).stdout
+    with tempfile.TemporaryDirectory() as scratch:
+        out = str(Path(scratch) / "fit.json")
+        cmd = ["scalefit", "fit", str(args.results), "--law", "precision", "--out", out]
+        run = subprocess.run(cmd, capture_output=True, text=True, check=True)
+        fit_text = args.fit_output.read_text() if args.fit_output else run.stdout
+        fitted = _fitted_delta(args.results, FitResult.from_json(out))
     seeds = per_point.value_counts().sort_index()
     seed_text = ", ".join(f"{count} point(s) × {k} seed(s)" for k, count in seeds.items())
     lines = [
@@ -99,7 +114,10 @@ def main() -> None:
     ptq = ptq[ptq.seed == ptq.seed.min()]
     delta = ptq.pivot_table(index=["N", "D"], columns=["ptq_method", "fmt_post"], values="delta_ptq")
     delta.columns = [f"{m.upper()} {f}" for m, f in delta.columns]
+    delta = delta.join(fitted, how="left")
     lines += ["", "### δ_PTQ = loss after − loss before weight PTQ, high-precision runs, seed 0", ""]
+    lines += ["Measured, and as the fitted law has it for the GPTQ rows it fits (its δ_PTQ term: the law's "
+              "prediction for the quantized row − its prediction for the same run unquantized).", ""]
     lines += _table(delta, "{:+.4f}")
     text = "\n".join(lines)
     print(text)

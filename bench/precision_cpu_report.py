@@ -116,8 +116,11 @@ def main() -> None:
     delta.columns = [f"{m.upper()} {f}" for m, f in delta.columns]
     delta = delta.join(fitted, how="left")
     lines += ["", "### δ_PTQ = loss after − loss before weight PTQ, high-precision runs, seed 0", ""]
-    lines += ["Measured, and as the fitted law has it for the GPTQ rows it fits (its δ_PTQ term: the law's "
-              "prediction for the quantized row − its prediction for the same run unquantized).", ""]
+    lines += [
+        "Measured, and as the fitted law has it for the GPTQ rows it fits (its δ_PTQ term: the law's "
+        "prediction for the quantized row − its prediction for the same run unquantized).",
+        "",
+    ]
     lines += _table(delta, "{:+.4f}")
     text = "\n".join(lines)
     print(text)

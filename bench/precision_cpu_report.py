@@ -38,17 +38,16 @@ def _table(frame, fmt: str = "{:.4f}") -> list[str]:
     return out
 
 
-def _fitted_delta(results: Path, fit: FitResult):
-    """The fitted law's δ_PTQ for the GPTQ rows of the high-precision runs of the lowest seed, by (N, D)."""
-    import fits
+def _fitted_delta(high, fit: FitResult):
+    """The fitted law's δ_PTQ for the GPTQ rows of `high` (one precision, one seed), by (N, D): its
+    prediction for each quantized row − its prediction for the same run unquantized."""
+    import pandas as pd
 
-    table = fits.read_table(results)
-    table["pred"] = fit.predict(table)
-    high = table[table.precision == table.precision[table.P_w == table.P_w.max()].iloc[0]]
-    high = high[high.seed == high.seed.min()]
-    base = high[high.ptq_method == "none"].set_index("run_id")["pred"]
-    gptq = high[high.ptq_method == "gptq"].copy()
-    gptq["fitted"] = gptq["pred"].to_numpy() - base.loc[gptq["run_id"]].to_numpy()
+    pred = pd.Series(fit.predict(high), index=high.index)
+    none = high.ptq_method == "none"
+    base = pred[none].set_axis(high.run_id[none])  # by run_id
+    gptq = high[high.ptq_method == "gptq"]
+    gptq = gptq.assign(fitted=pred[gptq.index].to_numpy() - base.loc[gptq.run_id].to_numpy())
     out = gptq.pivot_table(index=["N", "D"], columns="fmt_post", values="fitted")
     out.columns = [f"GPTQ {f} fitted" for f in out.columns]
     return out
@@ -80,7 +79,7 @@ def main() -> None:
         cmd = ["scalefit", "fit", str(args.results), "--law", "precision", "--out", out]
         run = subprocess.run(cmd, capture_output=True, text=True, check=True)
         fit_text = args.fit_output.read_text() if args.fit_output else run.stdout
-        fitted = _fitted_delta(args.results, FitResult.from_json(out))
+        fit = FitResult.from_json(out)
     seeds = per_point.value_counts().sort_index()
     seed_text = ", ".join(f"{count} point(s) × {k} seed(s)" for k, count in seeds.items())
     lines = [
@@ -110,11 +109,12 @@ def main() -> None:
     seed0 = runs[runs.seed == runs.seed.min()]
     loss = seed0.pivot_table(index=["N", "D"], columns="precision", values="loss")
     lines += _table(loss)
-    ptq = df[(df.ptq_method != "none") & (df.precision == df.precision[df.P_w == df.P_w.max()].iloc[0])]
-    ptq = ptq[ptq.seed == ptq.seed.min()]
+    high = df[df.precision == df.precision[df.P_w == df.P_w.max()].iloc[0]]
+    high = high[high.seed == high.seed.min()]
+    ptq = high[high.ptq_method != "none"]
     delta = ptq.pivot_table(index=["N", "D"], columns=["ptq_method", "fmt_post"], values="delta_ptq")
     delta.columns = [f"{m.upper()} {f}" for m, f in delta.columns]
-    delta = delta.join(fitted, how="left")
+    delta = delta.join(_fitted_delta(high, fit), how="left")
     lines += ["", "### δ_PTQ = loss after − loss before weight PTQ, high-precision runs, seed 0", ""]
     lines += [
         "Measured, and as the fitted law has it for the GPTQ rows it fits (its δ_PTQ term: the law's "

@@ -56,7 +56,10 @@ def measure(d_model: int, tokens: float, reference: int, calib_tokens: int) -> l
         row = {"N": run.n_params, "loss": base[reference], "method": method, "fmt": fmt, "delta": delta}
         if method == "gptq":
             row["calib"] = {}
-            for c in CALIB:
+            for c in CALIB:  # calib_tokens itself is the copy scored above
+                if c == calib_tokens:
+                    row["calib"][c] = delta[reference]
+                    continue
                 cb = calibration_batches(source, cfg.seq_len, c, cfg.batch_size, cfg.seed)
                 qc = quantize_weights(run.model, parse_format(fmt), method, cb)
                 row["calib"][c] = evaluate_loss(qc, batches[reference]) - base[reference]

@@ -461,19 +461,20 @@ def evaluate_ptq(
 
     (a control variate: the per-token differences between a model and its quantized copy vary far less
     than the per-token losses, so S can be a fraction of the run's evaluation at little cost in precision;
-    bench/ptq_gptq_vs_rtn.py measures it). `val_loss` is the run's validation loss (computed here if None).
+    bench/ptq_paired.py measures it). `val_loss` is the run's validation loss (computed here if None).
     Language-model runs and knowledge-capacity runs both go through here.
     """
     methods, formats = tuple(ptq.get("methods", ())), tuple(ptq.get("formats", ()))
     if not methods or not formats:
         return
-    val = source.val_batches(cfg.batch_size, cfg.seq_len, cfg.eval_tokens)
     n_paired = ptq.get("eval_tokens")
+    paired = n_paired is not None and int(n_paired) < cfg.eval_tokens
+    val = source.val_batches(cfg.batch_size, cfg.seq_len, int(n_paired) if paired else cfg.eval_tokens)
     offset = 0.0
-    if n_paired is not None and int(n_paired) < cfg.eval_tokens:
+    if paired:
         if val_loss is None:
-            val_loss = evaluate_loss(model, val, cfg.loss)
-        val = source.val_batches(cfg.batch_size, cfg.seq_len, int(n_paired))
+            full = source.val_batches(cfg.batch_size, cfg.seq_len, cfg.eval_tokens)
+            val_loss = evaluate_loss(model, full, cfg.loss)
         offset = val_loss - evaluate_loss(model, val, cfg.loss)
     calib = None
     for method in methods:

@@ -321,7 +321,7 @@ def evaluate(
     if count == 0:
         raise UserError("no validation tokens to evaluate on")
     if not diagnostics:
-        return EvalStats(total / count, math.nan, math.nan)
+        max_logit = collapsed = math.nan
     return EvalStats(total / count, max_logit, collapsed / count)
 
 

@@ -121,7 +121,7 @@ def main() -> None:
             print(f"done {kind} N={n:g} seed={seed} lr×{m:g} in {recs[0]['job_seconds']:.0f} s "
                   f"(load {recs[0]['load'][0]:.1f} -> {recs[0]['load'][1]:.1f})", flush=True)  # fmt: skip
     runs = [{"command": " ".join(sys.argv[1:]), "when": when, "wall": time.perf_counter() - t0,
-             "load": (min(loads), max(loads)), "nice": os.nice(0),
+             "load": (min(loads), max(loads)), "nice": os.nice(0), "machine": machine(),
              "records": records}] if records else []  # fmt: skip
     if args.save:
         args.save.write_text(json.dumps(runs))
@@ -169,12 +169,13 @@ def _difference_table(
         mu, sd = _stats(cos)
         row = [f"{mu:.4f} ± {sd:.4f}"]
         for m in variants:
-            pd = paired(loss.get((n, d, m, k), {}), cos)
-            row.append("" if pd is None else f"{pd[0]:+.4f} ({pd[1]:.4f}){'' if abs(pd[0]) <= sd else ' ✗'}")
+            diff = paired(loss.get((n, d, m, k), {}), cos)
+            flag = "" if diff is None or abs(diff[0]) <= sd else " ✗"
+            row.append("" if diff is None else f"{diff[0]:+.4f} ({diff[1]:.4f}){flag}")
         first = loss.get((n, d, variants[0], k), {}) if variants else {}
         for m in variants[1:]:
-            pd = paired(loss.get((n, d, m, k), {}), first)
-            row.append("" if pd is None else f"{pd[0]:+.4f} ({pd[1]:.4f})")
+            diff = paired(loss.get((n, d, m, k), {}), first)
+            row.append("" if diff is None else f"{diff[0]:+.4f} ({diff[1]:.4f})")
         lines.append(f"| {n:,} | {d:,} | " + " | ".join(row) + " |")
     return lines
 
@@ -200,7 +201,8 @@ def report(runs: list[dict[str, Any]], args: argparse.Namespace) -> str:
         )
     lines += [
         "",
-        f"Machine: {machine()}; torch {torch.__version__}, 1 thread per process. Byte-level models on "
+        f"Machine: {'; '.join(dict.fromkeys(run.get('machine', machine()) for run in runs))}; torch "
+        f"{torch.__version__}, 1 thread per process. Byte-level models on "
         f"the default corpus, {args.precision}, batch {args.batch_size} × {args.seq_len}; seed = "
         f"initialisation and data order; every run scored on the same {args.eval_tokens:,} held-out "
         "tokens. Cosine: a separate run per D (10% warmup, cosine to 10% of the peak). WSD: one trunk per "

@@ -21,9 +21,11 @@ from scaling.errors import os_error_about
 __all__ = ["atomic_write_bytes", "atomic_write_text", "fsync_dir", "temp_name", "writing"]
 
 
-def temp_name(path: Path) -> Path:
-    """The temp file of an atomic write of `path` (same directory: the rename stays on one filesystem)."""
-    return path.with_name(f"{path.name}.tmp.{socket.gethostname()}.{os.getpid()}")
+def temp_name(path: Path, tag: str = "") -> Path:
+    """The temp file of an atomic write of `path` (same directory: the rename stays on one filesystem);
+    `tag` tells apart concurrent writers of one path within one process (threads of a server)."""
+    suffix = f".{tag}" if tag else ""
+    return path.with_name(f"{path.name}.tmp.{socket.gethostname()}.{os.getpid()}{suffix}")
 
 
 def fsync_dir(path: Path) -> None:
@@ -44,9 +46,10 @@ def _special(path: Path) -> bool:
 
 
 @contextlib.contextmanager
-def writing(path: str | os.PathLike[str]) -> Iterator[Path]:
-    """Yield the file to write for an atomic write of `path` (its temp file, or `path` itself when it is a
-    device or FIFO); on leaving, fsync it, rename it over `path` and fsync the directory."""
+def writing(path: str | os.PathLike[str], tag: str = "") -> Iterator[Path]:
+    """Yield the file to write for an atomic write of `path` (its temp file, `temp_name(path, tag)`, or
+    `path` itself when it is a device or FIFO); on leaving, fsync it, rename it over `path` and fsync the
+    directory."""
     path = Path(path)
     if _special(path):
         try:
@@ -54,7 +57,7 @@ def writing(path: str | os.PathLike[str]) -> Iterator[Path]:
         except OSError as exc:
             raise os_error_about(exc, path) from None
         return
-    tmp = temp_name(path)
+    tmp = temp_name(path, tag)
     try:
         yield tmp
         with open(tmp, "rb+") as f:

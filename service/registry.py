@@ -18,7 +18,6 @@ Tables:
 from __future__ import annotations
 
 import json
-import os
 import secrets
 import time
 from collections.abc import Iterable, Mapping
@@ -28,6 +27,8 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy import event
 from sqlalchemy.engine import Connection, Engine
+
+from scaling.files import writing
 
 __all__ = ["Registry", "utc_now"]
 
@@ -216,12 +217,8 @@ class Registry:
         if existing is not None and self.runs_path(runs_id).is_file():
             return existing, False
         path = self.runs_path(runs_id)
-        tmp = path.with_name(f".{path.name}.tmp.{os.getpid()}.{new_id()}")
-        try:
-            df.to_parquet(tmp, index=False)
-            os.replace(tmp, path)
-        finally:
-            tmp.unlink(missing_ok=True)
+        with writing(path, tag=new_id()) as target:  # a tag per request: two threads may write one path
+            df.to_parquet(target, index=False)
         row = {
             "id": runs_id,
             "filename": filename,
